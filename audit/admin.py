@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from audit.models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the ledger has no edit path, not even for superusers."""
+
+    list_display = ("id", "occurred_at", "action", "outcome", "actor_label", "patient_ref",
+                    "study_uid")
+    list_filter = ("action", "outcome")
+    search_fields = ("study_uid", "patient_ref", "actor_label", "correlation_id")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,68 @@
+"""Database triggers that make the ledger append-only.
+
+They are installed by a migration and enforced by the database itself, whatever the
+application does. On PostgreSQL they are ``ENABLE ALWAYS`` so that a session with
+``session_replication_role = replica`` does not skip them, and a statement-level trigger
+refuses TRUNCATE. Only a table owner can still disable them, which is why the chain head is
+also checkpointed outside the database.
+"""
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+# Tables that never change once written. (PendingSeal is a queue and is emptied.)
+APPEND_ONLY_TABLES = ("audit_auditevent", "audit_chainlink")
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION consentry_refuse_ledger_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+"""
+
+
+def _pg_statements(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION consentry_refuse_ledger_change()",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION consentry_refuse_ledger_change()",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only",
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate",
+    ]
+
+
+def _sqlite_statements(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} BEGIN "
+        f"SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} is refused'); END"
+        for op in ("UPDATE", "DELETE")
+    ]
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_FUNCTION)
+            for table in APPEND_ONLY_TABLES:
+                for statement in _pg_statements(table):
+                    cursor.execute(statement)
+        elif connection.vendor == "sqlite":
+            for table in APPEND_ONLY_TABLES:
+                for statement in _sqlite_statements(table):
+                    cursor.execute(statement)
+        else:
+            raise NotImplementedError(f"no ledger guards for {connection.vendor}")
+
+
+def uninstall(connection: BaseDatabaseWrapper) -> None:
+    with connection.cursor() as cursor:
+        for table in APPEND_ONLY_TABLES:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+            else:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+                cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")

@@ -1,0 +1,262 @@
+"""The ledger: append events, chain them, verify the chain.
+
+Writing is two steps so that concurrent writers never queue on one row:
+
+1. ``record()`` inserts the event (with the sha256 digest of its canonical content) and a
+   ``PendingSeal`` row, inside the caller's transaction. No lock is taken.
+2. After that transaction commits, ``seal()`` takes a short lock, appends a ``ChainLink`` for
+   every pending event in commit-visible order, and empties the queue. One sealer does the
+   work for everybody waiting, so the lock is held for a few milliseconds per batch, not for
+   the length of any business transaction.
+
+``verify()`` streams the chain in position order and recomputes every hash; it names the
+first event whose content, link or position does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent, ChainLink, Outcome, PendingSeal
+
+logger = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+SEAL_BATCH = 5000
+# Any fixed 64-bit number: the PostgreSQL advisory lock that serialises sealers.
+SEAL_LOCK_KEY = 0x436F6E73656E74  # "Consent"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, as the ledger will remember them."""
+
+    label: str
+    role: str = ""
+    user_id: int | None = None
+    ip: str | None = None
+    api_token: str = ""
+
+    @classmethod
+    def system(cls, label: str) -> Actor:
+        return cls(label=label, role="system")
+
+    @classmethod
+    def for_user(cls, user: Any, *, role: str = "", ip: str | None = None,
+                 api_token: str = "") -> Actor:
+        return cls(label=user.get_username(), role=role, user_id=user.pk, ip=ip,
+                   api_token=api_token)
+
+
+# The canonical content of an event, in a fixed order. Changing this list or the encoding
+# changes every digest: treat it as a file format.
+CANONICAL_FIELDS = (
+    "occurred_at", "action", "event_code", "outcome", "actor_user_id", "actor_label",
+    "actor_role", "actor_ip", "api_token", "patient_ref", "study_uid", "dataset_ref",
+    "purpose_code", "legal_basis", "consent_record_ids", "reason", "details",
+    "correlation_id",
+)
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def content_digest(values: dict[str, Any] | tuple) -> str:
+    """sha256 over the canonical JSON of an event's content fields."""
+    if isinstance(values, dict):
+        values = tuple(values[name] for name in CANONICAL_FIELDS)
+    payload = json.dumps(
+        [_canonical_value(v) for v in values],
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def link_hash(previous: str, event_id: int, digest: str) -> str:
+    return hashlib.sha256(f"{previous}:{event_id}:{digest}".encode()).hexdigest()
+
+
+def _json_safe(value: Any) -> Any:
+    # What we hash must be exactly what the database gives back, so round-trip it now.
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def record(
+    *,
+    action: str,
+    actor: Actor,
+    outcome: str = Outcome.SUCCESS,
+    event_code: str = "",
+    patient_ref: str | int = "",
+    study_uid: str = "",
+    dataset_ref: str | int = "",
+    purpose_code: str = "",
+    legal_basis: str = "",
+    consent_record_ids: list[int] | None = None,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    correlation_id: str = "",
+    occurred_at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event in the caller's transaction; it is chained after commit."""
+    values = {
+        "occurred_at": occurred_at or timezone.now(),
+        "action": action,
+        "event_code": event_code,
+        "outcome": str(outcome),
+        "actor_user_id": actor.user_id,
+        "actor_label": actor.label,
+        "actor_role": actor.role,
+        "actor_ip": actor.ip,
+        "api_token": actor.api_token,
+        "patient_ref": str(patient_ref),
+        "study_uid": study_uid,
+        "dataset_ref": str(dataset_ref),
+        "purpose_code": purpose_code,
+        "legal_basis": legal_basis,
+        "consent_record_ids": _json_safe(list(consent_record_ids or [])),
+        "reason": reason,
+        "details": _json_safe(details or {}),
+        "correlation_id": correlation_id,
+    }
+    with transaction.atomic():
+        event = AuditEvent.objects.create(digest=content_digest(values), **values)
+        PendingSeal.objects.create(event=event)
+        transaction.on_commit(seal_quietly)
+    return event
+
+
+def seal_quietly() -> None:
+    """Seal after a commit; a failure here only delays sealing (the beat job retries)."""
+    try:
+        seal(wait=False)
+    except Exception:  # the event is committed and queued; never fail the caller for this
+        logger.exception("ledger sealing failed; it will be retried by the periodic job")
+
+
+def seal(*, wait: bool = True) -> int:
+    """Chain every pending event. Returns how many were sealed.
+
+    With ``wait=False`` a sealer that finds another one at work leaves: that one, or the next
+    commit, or the periodic job, takes the remaining events."""
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            if not _take_seal_lock(wait=wait):
+                return sealed
+            batch = list(
+                PendingSeal.objects.order_by("event_id")
+                .values_list("event_id", "event__digest")[:SEAL_BATCH]
+            )
+            if not batch:
+                return sealed
+            head = ChainLink.objects.order_by("-position").values_list(
+                "position", "chain_hash").first()
+            position, previous = head or (0, GENESIS_HASH)
+            now = timezone.now()
+            links = []
+            for event_id, digest in batch:
+                position += 1
+                previous = link_hash(previous, event_id, digest)
+                links.append(ChainLink(position=position, event_id=event_id,
+                                       chain_hash=previous, sealed_at=now))
+            ChainLink.objects.bulk_create(links)
+            PendingSeal.objects.filter(event_id__in=[e for e, _ in batch]).delete()
+            sealed += len(batch)
+
+
+def _take_seal_lock(*, wait: bool) -> bool:
+    if connection.vendor != "postgresql":
+        # SQLite transactions here are IMMEDIATE: the write lock is already ours.
+        return True
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+@dataclass
+class VerifyResult:
+    checked: int = 0
+    pending: int = 0
+    head_hash: str = GENESIS_HASH
+    problems: list[str] = field(default_factory=list)
+    first_bad_event_id: int | None = None
+    first_bad_position: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_VERIFY_FIELDS = ("position", "event_id", "chain_hash") + tuple(
+    f"event__{name}" for name in CANONICAL_FIELDS)
+
+
+def _links() -> Iterator[tuple]:
+    return ChainLink.objects.order_by("position").values_list(*_VERIFY_FIELDS).iterator(
+        chunk_size=5000)
+
+
+def verify() -> VerifyResult:
+    """Walk the whole chain in order; stop at the first break and name it."""
+    result = VerifyResult()
+    previous = GENESIS_HASH
+    expected_position = 1
+
+    def broken(position: int | None, event_id: int | None, message: str) -> VerifyResult:
+        result.problems.append(message)
+        result.first_bad_position = position
+        result.first_bad_event_id = event_id
+        return result
+
+    for row in _links():
+        position, event_id, chain_hash = row[0], row[1], row[2]
+        if position != expected_position:
+            return broken(expected_position, event_id,
+                          f"chain position {expected_position} is missing "
+                          f"(next is {position}, event {event_id}): a link or its event "
+                          "was deleted")
+        digest = content_digest(row[3:])
+        if link_hash(previous, event_id, digest) != chain_hash:
+            return broken(position, event_id,
+                          f"event {event_id} at chain position {position} does not match "
+                          "its hash: it was edited, reordered or inserted after sealing")
+        previous = chain_hash
+        expected_position += 1
+        result.checked += 1
+    result.head_hash = previous
+
+    linked_count = ChainLink.objects.count()
+    if linked_count != result.checked:
+        # A link whose event row has gone: the join above skipped it.
+        missing = (ChainLink.objects.exclude(event_id__in=AuditEvent.objects.values("id"))
+                   .order_by("position").values_list("position", "event_id").first())
+        if missing:
+            return broken(missing[0], missing[1],
+                          f"event {missing[1]} at chain position {missing[0]} was deleted")
+
+    result.pending = PendingSeal.objects.count()
+    outside = (AuditEvent.objects.exclude(id__in=ChainLink.objects.values("event_id"))
+               .exclude(id__in=PendingSeal.objects.values("event_id"))
+               .order_by("id").values_list("id", flat=True).first())
+    if outside is not None:
+        return broken(None, outside,
+                      f"event {outside} is in neither the chain nor the sealing queue: "
+                      "it was inserted behind the application's back or its queue entry "
+                      "was removed")
+    return result

@@ -1,0 +1,115 @@
+"""REST API of the consent app: one class per operation, small serializers of its own."""
+
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.ledger import Actor
+from consent.dicom import DicomHeader
+from consent.models import Instance
+from consent.registration import FileOutcome, Status, dicom_register, read_or_reject
+from consent.roles import Role, has_role, primary_role
+
+
+class CanIngest(BasePermission):
+    message = "Only staff and data stewards may register DICOM files."
+
+    def has_permission(self, request, view) -> bool:
+        return has_role(request.user, Role.STAFF, Role.STEWARD)
+
+
+def request_actor(request) -> Actor:
+    return Actor.for_user(request.user, role=primary_role(request.user),
+                          ip=request.META.get("REMOTE_ADDR"))
+
+
+class StudyIngestApi(APIView):
+    """Upload DICOM files (multipart, field ``files``); each gets its own answer."""
+
+    parser_classes = [MultiPartParser]
+    permission_classes = [CanIngest]
+
+    class InputSerializer(serializers.Serializer):
+        files = serializers.ListField(child=serializers.FileField(allow_empty_file=True),
+                                      allow_empty=False)
+
+    class OutcomeSerializer(serializers.Serializer):
+        file = serializers.CharField()
+        status = serializers.ChoiceField(
+            choices=[Status.REGISTERED, Status.KNOWN, Status.CONFLICT, Status.REJECTED])
+        reason = serializers.CharField(allow_blank=True)
+        study_instance_uid = serializers.CharField(allow_blank=True)
+        sop_instance_uid = serializers.CharField(allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer):
+        registered = serializers.IntegerField()
+        known = serializers.IntegerField()
+        conflict = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+        files = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(request={"multipart/form-data": InputSerializer},
+                   responses={200: OutputSerializer})
+    def post(self, request):
+        uploads = request.FILES.getlist("files")
+        if not uploads:
+            raise ValidationError({"files": ["Upload at least one DICOM file in 'files'."]})
+        names = [upload.name for upload in uploads]
+        outcomes = register_uploads(uploads, actor=request_actor(request))
+        results = [
+            {"file": name, "status": o.status, "reason": o.reason,
+             "study_instance_uid": o.study_uid, "sop_instance_uid": o.sop_uid}
+            for name, o in zip(names, outcomes, strict=True)
+        ]
+        counts = {s: sum(1 for o in outcomes if o.status == s)
+                  for s in (Status.REGISTERED, Status.KNOWN, Status.CONFLICT, Status.REJECTED)}
+        code = status.HTTP_201_CREATED if counts[Status.REGISTERED] else status.HTTP_200_OK
+        return Response({**counts, "files": results}, status=code)
+
+
+def register_uploads(uploads, *, actor: Actor) -> list[FileOutcome]:
+    """Store each readable upload under its sha256 in the data directory, then register.
+
+    Files are written before the database transaction and removed again when they end up
+    not registered, so a failed request leaves neither rows nor stray files behind."""
+    incoming = settings.DATA_DIR / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    read: list[DicomHeader | FileOutcome] = []
+    for upload in uploads:
+        with tempfile.NamedTemporaryFile(dir=incoming, delete=False, suffix=".dcm") as tmp:
+            for chunk in upload.chunks():
+                tmp.write(chunk)
+        header = read_or_reject(tmp.name)
+        if isinstance(header, FileOutcome):
+            os.unlink(tmp.name)
+            header = replace(header, path=upload.name)
+        else:
+            header = replace(header, path=str(_store(Path(tmp.name), header.sha256)))
+        read.append(header)
+    headers = [h for h in read if isinstance(h, DicomHeader)]
+    registered = iter(dicom_register(headers=headers, actor=actor, source="api")
+                      if headers else [])
+    outcomes = [h if isinstance(h, FileOutcome) else next(registered) for h in read]
+    stored = {h.path for h in headers}
+    kept = set(Instance.objects.filter(path__in=stored).values_list("path", flat=True))
+    for path in stored - kept:
+        Path(path).unlink(missing_ok=True)
+    return outcomes
+
+
+def _store(temporary: Path, sha256: str) -> Path:
+    target = settings.DICOM_STORE_DIR / sha256[:2] / f"{sha256}.dcm"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(temporary, target)
+    return target

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from consent import api
+
+urlpatterns = [
+    path("studies/ingest", api.StudyIngestApi.as_view(), name="api-study-ingest"),
+]

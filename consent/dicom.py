@@ -1,0 +1,216 @@
+"""Reading DICOM headers for registration. No database, no Django: plain pydicom.
+
+``read_header(path)`` returns a ``DicomHeader`` or raises ``DicomRejected`` with a reason a
+person can act on. It reads the header and skips over bulk data without loading it, but
+checks that every element the header announces is really in the file, so a truncated file
+is rejected rather than registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+# Values longer than this are skipped over, not read: pixel data and other bulk data.
+DEFER_SIZE = 1024
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class DicomRejected(Exception):
+    """The file cannot be registered; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    path: str
+    size: int
+    sha256: str
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str
+    issuer: str
+    patient_name: str
+    birth_date: date | None
+    sex: str
+    accession_number: str
+    study_date: date | None
+    study_description: str
+    modality: str
+    body_part: str
+    series_number: int | None
+    series_description: str
+    instance_number: int | None
+
+
+def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Every file under the given files and folders, in a stable order; hidden files skipped."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield Path(root) / name
+        else:
+            yield path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def parse_date(value: object) -> date | None:
+    """A DICOM DA (YYYYMMDD); None when absent or not a real date."""
+    text = str(value or "").strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def parse_int(value: object) -> int | None:
+    try:
+        return int(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _uid(ds: pydicom.Dataset, keyword: str) -> str:
+    value = _text(ds, keyword).rstrip("\x00").strip()
+    if not value:
+        raise DicomRejected(f"no {keyword}")
+    if len(value) > 64 or not UID_PATTERN.match(value):
+        raise DicomRejected(f"{keyword} is not a valid UID: {value[:80]!r}")
+    return value
+
+
+class _SeekWatchingReader(io.BufferedReader):
+    """Remembers the furthest offset the parser skipped to.
+
+    pydicom skips over bulk data with ``seek``, and seeking past the end is not an error, so
+    this is how a file cut short inside its pixel data is noticed. Only ``seek`` is wrapped:
+    reads stay native and fast."""
+
+    furthest = 0
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = super().seek(offset, whence)
+        if position > self.furthest:
+            self.furthest = position
+        return position
+
+
+def _check_complete(ds: pydicom.Dataset, size: int) -> None:
+    """Every value the header announces must lie inside the file."""
+    for element in ds.elements():
+        length = getattr(element, "length", None)
+        tell = getattr(element, "value_tell", None)
+        if length is None or tell is None or length == UNDEFINED_LENGTH:
+            continue
+        if tell + length > size:
+            raise DicomRejected(
+                f"truncated: element {element.tag} needs {length} bytes at offset {tell}, "
+                f"but the file ends at {size}"
+            )
+
+
+def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> DicomHeader:
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise DicomRejected(f"cannot read the file: {exc.strerror}") from exc
+    if size == 0:
+        raise DicomRejected("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _SeekWatchingReader(io.FileIO(path, "r")) as handle:
+                ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE)
+            if handle.furthest > size:
+                raise DicomRejected(
+                    f"truncated: the header announces {handle.furthest} bytes but the file "
+                    f"has {size}"
+                )
+            _check_complete(ds, size)
+            header = _header_from(ds, path, size, default_issuer)
+    except DicomRejected:
+        raise
+    except InvalidDicomError as exc:
+        raise DicomRejected("not a DICOM file (no DICOM Part 10 header)") from exc
+    except (OSError, EOFError) as exc:
+        raise DicomRejected(f"cannot read the file: {exc}") from exc
+    except Exception as exc:  # pydicom raises many kinds on malformed data
+        raise DicomRejected(f"malformed DICOM: {type(exc).__name__}: {exc}"[:300]) from exc
+    return header
+
+
+def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
+                 ) -> DicomHeader:
+    meta = ds.file_meta
+    if str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY:
+        raise DicomRejected("a DICOMDIR (media directory), not an image")
+    sop_uid = _uid(ds, "SOPInstanceUID")
+    study_uid = _uid(ds, "StudyInstanceUID")
+    series_uid = _uid(ds, "SeriesInstanceUID")
+    patient_id = _text(ds, "PatientID")
+    if not patient_id:
+        raise DicomRejected("no PatientID")
+    if len(patient_id) > 64:
+        raise DicomRejected("PatientID is longer than 64 characters")
+    sex = _text(ds, "PatientSex").upper()[:1]
+    return DicomHeader(
+        path=path,
+        size=size,
+        sha256=file_sha256(path),
+        transfer_syntax_uid=str(meta.get("TransferSyntaxUID", ""))[:64],
+        sop_class_uid=_text(ds, "SOPClassUID")[:64],
+        sop_uid=sop_uid,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        patient_id=patient_id,
+        issuer=_text(ds, "IssuerOfPatientID")[:64] or default_issuer,
+        patient_name=_text(ds, "PatientName")[:200],
+        birth_date=parse_date(ds.get("PatientBirthDate")),
+        sex=sex if sex in {"F", "M", "O"} else "",
+        accession_number=_text(ds, "AccessionNumber")[:64],
+        study_date=parse_date(ds.get("StudyDate")),
+        study_description=_text(ds, "StudyDescription")[:255],
+        modality=_text(ds, "Modality").upper()[:16],
+        body_part=_text(ds, "BodyPartExamined").upper()[:64],
+        series_number=parse_int(ds.get("SeriesNumber")),
+        series_description=_text(ds, "SeriesDescription")[:255],
+        instance_number=parse_int(ds.get("InstanceNumber")),
+    )

@@ -1,0 +1,1 @@
+# Datasets, exports and de-identification arrive with the export issue.

@@ -1,0 +1,79 @@
+"""Publish work in the caller's transaction; deliver it at least once after commit."""
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from outbox.models import MessageStatus, OutboxMessage
+from outbox.registry import handler_for
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=30)
+MAX_ATTEMPTS = 5
+
+
+def outbox_publish(*, kind: str, payload: dict[str, Any]) -> OutboxMessage:
+    """Write the message with the caller's changes; wake a worker once they commit."""
+    handler_for(kind)  # fail now, inside the transaction, rather than never deliver
+    message = OutboxMessage.objects.create(kind=kind, payload=payload)
+    from outbox.tasks import deliver
+
+    deliver.delay_on_commit(message.pk)
+    return message
+
+
+def _claim(message_id: int) -> OutboxMessage | None:
+    """Take the message for LEASE; None if delivered, failed or someone else holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = (OutboxMessage.objects.select_for_update(skip_locked=True)
+                   .filter(pk=message_id, status=MessageStatus.PENDING).first())
+        if message is None or (message.lease_until and message.lease_until > now):
+            return None
+        message.lease_until = now + LEASE
+        message.attempts += 1
+        message.save(update_fields=["lease_until", "attempts"])
+        return message
+
+
+def outbox_deliver(*, message_id: int) -> bool:
+    """Run the message's handler. Handlers are idempotent: delivery is at least once."""
+    message = _claim(message_id)
+    if message is None:
+        return False
+    try:
+        handler_for(message.kind)(message.payload)
+    except Exception as exc:
+        logger.exception("outbox message %s (%s) failed", message.pk, message.kind)
+        failed = message.attempts >= MAX_ATTEMPTS
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=MessageStatus.FAILED if failed else MessageStatus.PENDING,
+            # Retry after a short back-off rather than a whole lease.
+            lease_until=timezone.now() + timedelta(seconds=30 * message.attempts),
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        return False
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        status=MessageStatus.DELIVERED, delivered_at=timezone.now(), last_error="")
+    return True
+
+
+def outbox_sweep(*, older_than: timedelta = timedelta(seconds=30)) -> int:
+    """Re-send pending messages whose wake-up was lost or whose worker died."""
+    from outbox.tasks import deliver
+
+    now = timezone.now()
+    lease_over = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    ids = list(
+        OutboxMessage.objects.filter(lease_over, status=MessageStatus.PENDING,
+                                     created_at__lte=now - older_than)
+        .values_list("pk", flat=True)[:1000]
+    )
+    for message_id in ids:
+        deliver.delay(message_id)
+    return len(ids)
