@@ -1,0 +1,65 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.ledger import Actor
+from consent.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
+from consent.models import Patient
+from consent.registration import dicom_ingest_paths
+from consent.roles import Role
+
+DEMO_ACCOUNTS = (
+    # username, role, password, what they can try
+    ("patient", Role.PATIENT, "demo-patient-pass", "the patient portal (first demo patient)"),
+    ("staff", Role.STAFF, "demo-staff-pass", "the staff desk and the API"),
+    ("steward", Role.STEWARD, "demo-steward-pass", "datasets and exports"),
+    ("auditor", Role.AUDITOR, "demo-auditor-pass", "the ledger, read-only"),
+    ("admin", None, "demo-admin-pass", "Django administration"),
+)
+
+
+class Command(BaseCommand):
+    help = "Seed a synthetic hospital (no real patients) and the demo accounts."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--patients", type=int, default=20,
+                            help="how many synthetic patients (default 20)")
+
+    def handle(self, *args, patients, **options):
+        if not 1 <= patients <= 100_000:
+            raise CommandError("--patients must be between 1 and 100000")
+        if Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).exists():
+            self.stdout.write("The demo hospital is already seeded; keeping it.")
+        else:
+            out_dir = settings.DATA_DIR / "demo-dicom"
+            files = write_hospital(out_dir=out_dir, patients=synthetic_patients(patients))
+            summary = dicom_ingest_paths(paths=files, actor=Actor.system("demo"),
+                                         source="demo")
+            self.stdout.write(
+                f"Seeded {patients} synthetic patients: {summary.counts['registered']} "
+                f"DICOM instances registered from {out_dir}.")
+            if summary.problems:
+                raise CommandError(f"demo files were not registered: {summary.problems[:3]}")
+        self._accounts()
+        self.stdout.write("\nDemo logins (http://127.0.0.1:8000/login/):")
+        for username, role, password, what in DEMO_ACCOUNTS:
+            self.stdout.write(f"  {username:<8} {password:<20} {what}")
+
+    @transaction.atomic
+    def _accounts(self) -> None:
+        User = get_user_model()
+        for username, role, password, _ in DEMO_ACCOUNTS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@demo.invalid"})
+            if created:
+                user.set_password(password)
+                user.is_staff = user.is_superuser = role is None
+                user.save()
+            if role:
+                user.groups.add(Group.objects.get_or_create(name=role)[0])
+        first = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn").first()
+        if first and first.user_id is None:
+            first.user = User.objects.get(username="patient")
+            first.save(update_fields=["user"])
