@@ -203,8 +203,8 @@ class VerifyResult:
         return not self.problems
 
 
-_VERIFY_FIELDS = ("position", "event_id", "chain_hash") + tuple(
-    f"event__{name}" for name in CANONICAL_FIELDS)
+_VERIFY_FIELDS = (
+    "position", "event_id", "chain_hash", *(f"event__{name}" for name in CANONICAL_FIELDS))
 
 
 def _links() -> Iterator[tuple]:

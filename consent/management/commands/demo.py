@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 raise CommandError(f"demo files were not registered: {summary.problems[:3]}")
         self._accounts()
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/login/):")
-        for username, role, password, what in DEMO_ACCOUNTS:
+        for username, _role, password, what in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username:<8} {password:<20} {what}")
 
     @transaction.atomic

@@ -1,0 +1,231 @@
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.db.models import ProtectedError
+
+from audit import ledger
+from audit.ledger import Actor
+from audit.models import AuditEvent, ChainLink, PendingSeal
+
+ACTOR = Actor(label="tester", role="staff", user_id=None, ip="127.0.0.1")
+
+
+def write_events(count: int) -> list[AuditEvent]:
+    events = [
+        ledger.record(action="consent.checked", actor=ACTOR, patient_ref=n, study_uid=f"1.2.{n}",
+                      purpose_code="ai-training", details={"n": n, "nested": {"b": 1, "a": [1, 2]}},
+                      consent_record_ids=[n, n + 1], reason=f"reason {n} – ünïcode")
+        for n in range(1, count + 1)
+    ]
+    ledger.seal()
+    return events
+
+
+def as_owner(sql: str, params=()) -> None:
+    """What a table owner can do behind the application's back: lift the trigger, change
+    the table, put the trigger back."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The test's own inserts are still in its transaction; settle their FK checks.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for table in ("audit_auditevent", "audit_chainlink"):
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+            else:
+                cursor.execute(f"DROP TRIGGER {table}_no_update")
+                cursor.execute(f"DROP TRIGGER {table}_no_delete")
+        cursor.execute(sql, params)
+        for table in ("audit_auditevent", "audit_chainlink"):
+            if connection.vendor == "postgresql":
+                cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only")
+        if connection.vendor == "sqlite":
+            from audit import guards
+
+            with connection.cursor() as again:
+                for table in guards.APPEND_ONLY_TABLES:
+                    for statement in guards._sqlite_statements(table):
+                        again.execute(statement)
+
+
+def test_sealed_events_verify_intact(db):
+    events = write_events(5)
+    result = ledger.verify()
+    assert result.ok, result.problems
+    assert result.checked == 5
+    assert result.pending == 0
+    assert list(ChainLink.objects.order_by("position").values_list("event_id", flat=True)) == [
+        e.pk for e in events]
+
+
+def test_unsealed_events_are_reported_as_pending_not_broken(db):
+    write_events(2)
+    ledger.record(action="consent.checked", actor=ACTOR)
+    result = ledger.verify()
+    assert result.ok
+    assert (result.checked, result.pending) == (2, 1)
+
+
+def test_events_are_sealed_after_commit(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger.record(action="login.succeeded", actor=ACTOR)
+    assert PendingSeal.objects.count() == 0
+    assert ChainLink.objects.count() == 1
+
+
+def test_rolled_back_event_leaves_no_trace(db):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ledger.record(action="consent.recorded", actor=ACTOR)
+        raise RuntimeError("the action failed")
+    assert AuditEvent.objects.count() == 0
+    assert PendingSeal.objects.count() == 0
+
+
+def test_update_and_delete_through_the_orm_are_refused(db):
+    event = write_events(1)[0]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(reason="rewritten")
+    with pytest.raises(ProtectedError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        # Without the chain link in the way, the database itself refuses.
+        AuditEvent.objects.filter(pk=event.pk)._raw_delete(connection.alias)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ChainLink.objects.filter(event=event).delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        ChainLink.objects.filter(event=event).update(chain_hash="0" * 64)
+    event.refresh_from_db()
+    assert event.reason == "reason 1 – ünïcode"
+
+
+def test_update_and_delete_through_raw_sql_are_refused(db):
+    event = write_events(1)[0]
+    for sql in ("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s",
+                "DELETE FROM audit_auditevent WHERE id = %s",
+                "DELETE FROM audit_chainlink WHERE event_id = %s"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    assert ledger.verify().ok
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="TRUNCATE and replication "
+                    "roles exist only on PostgreSQL")
+def test_truncate_and_replica_role_are_refused_on_postgresql(db):
+    write_events(1)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # settle the test's own inserts
+        cursor.execute("TRUNCATE audit_chainlink")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), \
+            connection.cursor() as cursor:
+        # A replication role skips ordinary triggers, not ENABLE ALWAYS ones.
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditevent SET reason = 'x'")
+    assert AuditEvent.objects.count() == 1
+
+
+def test_an_edited_event_is_named(db):
+    events = write_events(6)
+    as_owner("UPDATE audit_auditevent SET outcome = 'denied' WHERE id = %s", [events[3].pk])
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad_event_id == events[3].pk
+    assert result.first_bad_position == 4
+    with pytest.raises(CommandError, match=f"event {events[3].pk} at chain position 4"):
+        call_command("verify_ledger")
+
+
+def test_an_edited_detail_is_caught(db):
+    events = write_events(3)
+    as_owner("UPDATE audit_auditevent SET details = %s WHERE id = %s",
+             ['{"n": 2, "nested": {"a": [1, 2], "b": 2}}', events[1].pk])
+    assert ledger.verify().first_bad_event_id == events[1].pk
+
+
+def test_a_deleted_event_is_caught(db):
+    events = write_events(5)
+    as_owner("DELETE FROM audit_chainlink WHERE event_id = %s", [events[2].pk])
+    as_owner("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad_position == 3
+    assert "missing" in result.problems[0]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="on SQLite the foreign key "
+                    "cannot be dropped, and the test database checks it at the end of the test")
+def test_a_deleted_last_event_whose_link_remains_is_caught(db):
+    events = write_events(3)
+    # The foreign key would refuse too; the owner can lift that as well.
+    as_owner("ALTER TABLE audit_chainlink DROP CONSTRAINT " + _fk_name("audit_chainlink"))
+    as_owner("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    result = ledger.verify()
+    assert result.first_bad_event_id == events[2].pk
+
+
+def _fk_name(table: str) -> str:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return next(name for name, c in constraints.items() if c["foreign_key"])
+
+
+def test_reordered_events_are_caught(db):
+    events = write_events(4)
+    # Swap the chain positions of events 2 and 3.
+    as_owner("UPDATE audit_chainlink SET position = -position WHERE position IN (2, 3)")
+    as_owner("UPDATE audit_chainlink SET position = 3 WHERE position = -2")
+    as_owner("UPDATE audit_chainlink SET position = 2 WHERE position = -3")
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad_position == 2
+    assert result.first_bad_event_id == events[2].pk
+
+
+def test_an_event_inserted_behind_the_application_is_caught(db):
+    events = write_events(2)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_auditevent (occurred_at, action, event_code, outcome, "
+            "actor_label, actor_role, api_token, patient_ref, study_uid, dataset_ref, "
+            "purpose_code, legal_basis, consent_record_ids, reason, details, correlation_id, "
+            "digest) VALUES (%s, 'export.delivered', '', 'success', 'forger', '', '', '', '', "
+            "'', '', '', '[]', '', '{}', '', '')", [events[0].occurred_at])
+    result = ledger.verify()
+    assert not result.ok
+    assert "neither the chain nor the sealing queue" in result.problems[0]
+
+
+def test_verify_ledger_command_reports_an_intact_ledger(db, capsys):
+    write_events(3)
+    call_command("verify_ledger")
+    assert "Ledger intact: 3 events chained" in capsys.readouterr().out
+
+
+def test_concurrent_writers_build_one_unbroken_chain(committed_db):
+    """Four writers append at once; sealing after each commit keeps one gap-free chain."""
+    errors = []
+
+    def writer(number: int) -> None:
+        try:
+            for n in range(40):
+                ledger.record(action="consent.checked", actor=ACTOR,
+                              details={"writer": number, "n": n})
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ledger.seal()
+    result = ledger.verify()
+    assert result.ok, result.problems
+    assert result.checked == 160
+    positions = list(ChainLink.objects.values_list("position", flat=True))
+    assert positions == list(range(1, 161))

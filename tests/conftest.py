@@ -1,0 +1,97 @@
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db import connection
+
+from audit import guards
+from consent.models import Patient
+from consent.roles import Role
+
+CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path):
+    """Each test stores DICOM files and exports in its own data directory."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DICOM_STORE_DIR = settings.DATA_DIR / "dicom"
+    settings.EXPORT_DIR = settings.DATA_DIR / "exports"
+    settings.DATA_DIR.mkdir()
+    return settings.DATA_DIR
+
+
+@pytest.fixture
+def corpus() -> Path:
+    return CORPUS
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A writable copy of pydicom's test files."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+def make_user(username: str, role: str | None = None):
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username,
+                                                email=f"{username}@example.invalid")
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def patient(db):
+    user = make_user("alice", Role.PATIENT)
+    return Patient.objects.create(issuer="LOCAL", mrn="MRN-ALICE", name="Liddell^Alice",
+                                  user=user)
+
+
+@pytest.fixture
+def other_patient(db):
+    user = make_user("bob", Role.PATIENT)
+    return Patient.objects.create(issuer="LOCAL", mrn="MRN-BOB", name="Builder^Bob",
+                                  user=user)
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("sam-staff", Role.STAFF)
+
+
+@pytest.fixture
+def steward(db):
+    return make_user("stella-steward", Role.STEWARD)
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user("audrey-auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("charlie")
+
+
+@pytest.fixture
+def committed_db(django_db_setup, django_db_blocker):
+    """Real commits, for tests where another process (a Celery worker) must see the data.
+
+    The ledger refuses DELETE and TRUNCATE, so cleaning up afterwards works the way a table
+    owner would: lift the guards, empty the tables, put the guards back."""
+    with django_db_blocker.unblock():
+        yield
+        guards.uninstall(connection)
+        try:
+            call_command("flush", interactive=False, verbosity=0)
+            for role in Role.values:
+                Group.objects.get_or_create(name=role)
+        finally:
+            guards.install(connection)
