@@ -112,9 +112,9 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
         else:
             new.append((index, header))
 
-    patients, new_patient_keys = _ensure_patients([h for _, h in new])
+    patients = _patients_for(h for _, h in new)
     studies = {s.study_uid: s for s in ImagingStudy.objects.filter(
-        study_uid__in={h.study_uid for _, h in new})}
+        study_uid__in={h.study_uid for _, h in new}).select_related("patient")}
     series = {s.series_uid: s for s in Series.objects.filter(
         series_uid__in={h.series_uid for _, h in new}).select_related("study")}
 
@@ -135,7 +135,7 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
                 accession_number=header.accession_number, study_date=header.study_date,
                 description=header.study_description,
             )
-        elif study.patient_id != patient.pk:
+        elif (study.patient.issuer, study.patient.mrn) != (header.issuer, header.patient_id):
             outcomes[index] = _reject(header, "the study is registered for another patient")
             continue
         one_series = series.get(header.series_uid) or new_series.get(header.series_uid)
@@ -160,6 +160,10 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
                                       study_uid=header.study_uid, sop_uid=header.sop_uid)
 
     # Parents first: bulk_create fills in their keys, which the children then pick up.
+    # Only patients with a registered study are created: a rejected file leaves no row.
+    new_patients = list({id(s.patient): s.patient for s in new_studies.values()
+                         if s.patient.pk is None}.values())
+    Patient.objects.bulk_create(new_patients)
     ImagingStudy.objects.bulk_create(new_studies.values())
     Series.objects.bulk_create(new_series.values())
     Instance.objects.bulk_create(instances)
@@ -173,7 +177,7 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
         patient = study.patient
         events.study_registered(
             actor=actor, patient_id=patient.pk, study_uid=study_uid, source=source,
-            new_patient=(patient.issuer, patient.mrn) in new_patient_keys,
+            new_patient=patient in new_patients,
             new_study=study_uid in new_studies, series_added=series_added[study_uid],
             instances_added=instances_added, correlation_id=correlation_id,
         )
@@ -197,24 +201,21 @@ def _reject(header: DicomHeader, reason: str) -> FileOutcome:
                        study_uid=header.study_uid, sop_uid=header.sop_uid)
 
 
-def _ensure_patients(headers: Iterable[DicomHeader]
-                     ) -> tuple[dict[tuple[str, str], Patient], set[tuple[str, str]]]:
+def _patients_for(headers: Iterable[DicomHeader]) -> dict[tuple[str, str], Patient]:
+    """Registered patients by (issuer, MRN); an unsaved one for each not registered yet."""
     wanted: dict[tuple[str, str], DicomHeader] = {}
     for header in headers:
         wanted.setdefault((header.issuer, header.patient_id), header)
-    found: dict[tuple[str, str], Patient] = {}
+    patients: dict[tuple[str, str], Patient] = {}
     for issuer in {issuer for issuer, _ in wanted}:
         mrns = [mrn for i, mrn in wanted if i == issuer]
         for patient in Patient.objects.filter(issuer=issuer, mrn__in=mrns):
-            found[(patient.issuer, patient.mrn)] = patient
-    missing = [
-        Patient(issuer=issuer, mrn=mrn, name=h.patient_name, birth_date=h.birth_date,
-                sex=h.sex)
-        for (issuer, mrn), h in wanted.items() if (issuer, mrn) not in found
-    ]
-    for patient in Patient.objects.bulk_create(missing):
-        found[(patient.issuer, patient.mrn)] = patient
-    return found, {(p.issuer, p.mrn) for p in missing}
+            patients[(patient.issuer, patient.mrn)] = patient
+    for (issuer, mrn), h in wanted.items():
+        if (issuer, mrn) not in patients:
+            patients[(issuer, mrn)] = Patient(issuer=issuer, mrn=mrn, name=h.patient_name,
+                                              birth_date=h.birth_date, sex=h.sex)
+    return patients
 
 
 def _refresh_counts(study_ids: list[int], series_ids: list[int]) -> None:
