@@ -16,7 +16,7 @@ def write_events(count: int) -> list[AuditEvent]:
     events = [
         ledger.record(action="consent.checked", actor=ACTOR, patient_ref=n, study_uid=f"1.2.{n}",
                       purpose_code="ai-training", details={"n": n, "nested": {"b": 1, "a": [1, 2]}},
-                      consent_record_ids=[n, n + 1], reason=f"reason {n} – ünïcode")
+                      consent_record_ids=[n, n + 1], reason=f"reason {n} · ünïcode")
         for n in range(1, count + 1)
     ]
     ledger.seal()
@@ -96,7 +96,7 @@ def test_update_and_delete_through_the_orm_are_refused(db):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         ChainLink.objects.filter(event=event).update(chain_hash="0" * 64)
     event.refresh_from_db()
-    assert event.reason == "reason 1 – ünïcode"
+    assert event.reason == "reason 1 · ünïcode"
 
 
 def test_update_and_delete_through_raw_sql_are_refused(db):
