@@ -37,8 +37,7 @@ def test_demo_files_carry_only_synthetic_people(db, data_dir):
         family, given = str(ds.PatientName).split("^")
         assert family in FAMILY and given in GIVEN
         assert ds.PatientID.startswith("DEMO")
-        names = []
-        ds.walk(lambda d, e: names.append(str(e.value)) if e.VR == "PN" and e.value else None)
+        names = [str(e.value) for e in ds.iterall() if e.VR == "PN" and e.value]
         assert names == [str(ds.PatientName)], path
         assert not any(e.tag.is_private for e in ds.iterall())
 

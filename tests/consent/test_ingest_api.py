@@ -24,7 +24,7 @@ def upload(client, *files):
 
 
 def open_file(path):
-    return open(path, "rb")  # noqa: SIM115 - closed by the test client after upload
+    return open(path, "rb")
 
 
 def test_staff_uploads_a_study_and_it_is_stored_and_registered(client_for, staff, corpus,

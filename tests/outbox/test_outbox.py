@@ -33,10 +33,9 @@ def handlers():
 
 def test_a_committed_message_is_delivered_once_after_commit(db,
                                                            django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            message = outbox_publish(kind="test.remember", payload={"n": 1})
-            assert received == []  # nothing runs before the commit
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        message = outbox_publish(kind="test.remember", payload={"n": 1})
+        assert received == []  # nothing runs before the commit
     assert received == [{"n": 1}]
     message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
