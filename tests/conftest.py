@@ -5,8 +5,8 @@ import pydicom
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management import call_command
 from django.db import connection
+from pytest_django.plugin import blocking_manager_key
 
 from audit import guards
 from consent.models import Patient
@@ -81,17 +81,25 @@ def outsider(db):
 
 
 @pytest.fixture
-def committed_db(django_db_setup, django_db_blocker):
+def committed_db(transactional_db, django_db_blocker):
     """Real commits, for tests where another process (a Celery worker) must see the data.
 
-    The ledger refuses DELETE and TRUNCATE, so cleaning up afterwards works the way a table
-    owner would: lift the guards, empty the tables, put the guards back."""
+    The ledger refuses DELETE and TRUNCATE, so the flush that follows such a test works the
+    way a table owner would: the guards are lifted here, the flush empties the tables, and
+    ``pytest_runtest_teardown`` below puts the guards back."""
+    yield
     with django_db_blocker.unblock():
-        yield
         guards.uninstall(connection)
-        try:
-            call_command("flush", interactive=False, verbosity=0)
-            for role in Role.values:
-                Group.objects.get_or_create(name=role)
-        finally:
-            guards.install(connection)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        # After the last test the test database is already gone.
+        if nextitem is not None and "committed_db" in getattr(item, "fixturenames", ()):
+            with item.config.stash[blocking_manager_key].unblock():
+                guards.install(connection)
+                for role in Role.values:  # the flush removed the groups the migration made
+                    Group.objects.get_or_create(name=role)

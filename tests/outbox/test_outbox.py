@@ -6,6 +6,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import app
 from outbox import registry
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import MAX_ATTEMPTS, outbox_deliver, outbox_publish
@@ -31,7 +32,16 @@ def handlers():
     registry._handlers.pop("test.explode")
 
 
-def test_a_committed_message_is_delivered_once_after_commit(db,
+@pytest.fixture
+def inline_celery():
+    """Tasks run in this process, whatever broker the test run is configured with."""
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+def test_a_committed_message_is_delivered_once_after_commit(db, inline_celery,
                                                            django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         message = outbox_publish(kind="test.remember", payload={"n": 1})

@@ -1,0 +1,66 @@
+"""Settings come from the environment; production refuses to start without a secret."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # Only what a fresh shell has: none of the test run's own configuration leaks in.
+    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="config.settings")
+    return subprocess.run([sys.executable, "-c", code], env=clean, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_production_without_secret_key_stops_with_a_clear_message(tmp_path):
+    result = run_django("import django; django.setup()", {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/consentry",
+        "CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_embedded_default_is_sqlite_inline_celery_console_email_and_keeps_its_key(tmp_path):
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, "
+            "s.MAILERS['default']['BACKEND'].rsplit('.', 2)[-2], s.DEBUG, "
+            "s.DATABASES['default']['NAME'], s.SECRET_KEY)")
+    first = run_django(code, {"CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert first.returncode == 0, first.stderr
+    engine, eager, mail, debug, name, key = first.stdout.split()
+    assert (engine, eager, mail, debug) == ("django.db.backends.sqlite3", "True", "console",
+                                            "False")
+    assert name == str(tmp_path / "consentry.sqlite3")
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    again = run_django(code, {"CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert again.stdout.split()[-1] == key  # sessions survive a restart
+
+
+def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], "
+            "s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, s.CACHES['default']['BACKEND'])")
+    result = run_django(code, {
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/hospital",
+        "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "k" * 60,
+        "CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql", "hospital", "redis://127.0.0.1:6379/3", "False",
+        "django.core.cache.backends.redis.RedisCache"]
+
+
+def test_deploy_checks_are_clean_in_production_settings(tmp_path):
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/consentry",
+           "SECRET_KEY": "a-long-random-production-secret-" + "x9Q#" * 12,
+           "ALLOWED_HOSTS": "consentry.hospital.example",
+           "CONSENTRY_DATA_DIR": str(tmp_path)}
+    code = ("import django; django.setup(); from django.core.management import call_command; "
+            "call_command('check', deploy=True, fail_level='WARNING')")
+    result = run_django(code, env)
+    assert result.returncode == 0, result.stderr
