@@ -1,0 +1,47 @@
+"""The pages and documents served today: sign-in, home, API schema and docs."""
+
+import pytest
+from django.test import Client
+
+
+def test_sign_in_page_is_served_with_a_strict_content_security_policy(db):
+    response = Client().get("/login/")
+    assert response.status_code == 200
+    assert b'<label for="id_username">' in response.content
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+
+
+def test_home_needs_a_login(db):
+    response = Client().get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login/")
+
+
+def test_a_user_signs_in_and_sees_their_role(staff):
+    client = Client()
+    response = client.post("/login/", {"username": staff.username,
+                                       "password": "pw-" + staff.username}, follow=True)
+    assert response.status_code == 200
+    assert b"<strong>staff</strong>" in response.content
+
+
+def test_a_wrong_password_says_so_and_does_not_sign_in(staff):
+    client = Client()
+    response = client.post("/login/", {"username": staff.username, "password": "wrong"})
+    assert response.status_code == 200
+    assert b"did not match" in response.content
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("persona", ["staff", "outsider"])
+def test_schema_and_docs_are_served_locally(request, persona):
+    client = Client()
+    client.force_login(request.getfixturevalue(persona))
+    schema = client.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    assert "/api/v1/studies/ingest" in schema.json()["paths"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower()
+    assert b"/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content
