@@ -43,6 +43,8 @@ def _sqlite_statements(table: str) -> list[str]:
 
 
 def install(connection: BaseDatabaseWrapper) -> None:
+    """Install (or re-install) the guards; safe to run twice."""
+    uninstall(connection)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_PG_FUNCTION)

@@ -134,8 +134,15 @@ def record(
     with transaction.atomic():
         event = AuditEvent.objects.create(digest=content_digest(values), **values)
         PendingSeal.objects.create(event=event)
-        transaction.on_commit(seal_quietly)
+        if not _seal_already_scheduled():
+            transaction.on_commit(seal_quietly)
     return event
+
+
+def _seal_already_scheduled() -> bool:
+    # One seal after commit covers every event of the transaction; a batch of 200 events
+    # should not queue 200 sealers.
+    return any(func is seal_quietly for _, func, _ in connection.run_on_commit)
 
 
 def seal_quietly() -> None:

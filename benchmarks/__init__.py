@@ -11,8 +11,16 @@ it has pointed Django at the throwaway database.
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass
+
+
+def usable_cpus() -> int:
+    """What ``nproc`` prints: the CPUs this process may run on, not those the host has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

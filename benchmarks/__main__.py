@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks import Measurement
+from benchmarks import Measurement, usable_cpus
 
 BENCH_DATABASE = "consentry_bench"
 # Settings refuse to start without SECRET_KEY when DATABASE_URL is set. Nothing the benchmark
@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="concurrent ledger writers (default 4, as in DESIGN.md)")
     parser.add_argument("--append-events", type=int, default=10_000,
                         help="events the writers append together (default 10000)")
+    parser.add_argument("--append-seconds", type=float, default=20.0,
+                        help="stop appending after this long, to bound the run (default 20)")
     parser.add_argument("--verify-events", type=int, default=50_000,
                         help="events in the chain verify() walks (default 50000)")
     parser.add_argument("--repeats", type=int, default=3,
@@ -181,9 +183,8 @@ def describe_machine(work_dir: Path) -> list[tuple[str, str]]:
     import django
     import pydicom
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return [
-        ("nproc", f"{usable or os.cpu_count()} (of {os.cpu_count()} CPUs)"),
+        ("nproc", f"{usable_cpus()} (of {os.cpu_count()} CPUs)"),
         ("CPU", _cpu_model()),
         ("database", _database()),
         ("files", f"{work_dir} ({_filesystem(work_dir)})"),
@@ -200,7 +201,7 @@ def print_report(machine: list[tuple[str, str]], results: list[Measurement],
     for key, value in machine:
         print(f"  {key:<9} {value}")
     print()
-    widths = (44, 16, 14, 7)
+    widths = (44, 17, 20, 6)
     header = ("measurement", "result", "target", "")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
@@ -220,6 +221,8 @@ def print_report(machine: list[tuple[str, str]], results: list[Measurement],
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    # Anything else busy on the machine slows every row; the report shows it.
+    load_before = os.getloadavg()[0]
     work_dir = Path(tempfile.mkdtemp(prefix="consentry-bench-"))
     # Every path Consentry derives from its data directory (SQLite file, secret key, DICOM
     # store, exports) now lies inside the temporary directory.
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             if bench_url:
                 os.environ["DATABASE_URL"] = bench_url
                 os.environ.setdefault("SECRET_KEY", BENCH_SECRET_KEY)
-            return _run(args, work_dir, started)
+            return _run(args, work_dir, started, load_before)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -249,7 +252,8 @@ def _database_for_run(database_url: str) -> Iterator[str]:
         yield bench_url
 
 
-def _run(args: argparse.Namespace, work_dir: Path, started: float) -> int:
+def _run(args: argparse.Namespace, work_dir: Path, started: float, load_before: float
+         ) -> int:
     import django
 
     django.setup()
@@ -266,7 +270,11 @@ def _run(args: argparse.Namespace, work_dir: Path, started: float) -> int:
     results = registration.run(work_dir, file_count=args.files, repeats=args.repeats)
     print("Ledger:", file=sys.stderr, flush=True)
     results += ledger.run(writers=args.writers, append_events=args.append_events,
+                          append_seconds=args.append_seconds,
                           verify_events=args.verify_events, repeats=args.repeats)
+    machine.append(("load", f"1-minute load average {load_before:.2f} before the run, "
+                            f"{os.getloadavg()[0]:.2f} at its end (the run itself adds about "
+                            "1; more means other work shared the CPUs)"))
     print_report(machine, results, time.perf_counter() - started)
     return 0
 

@@ -98,13 +98,17 @@ def register_uploads(uploads, *, actor: Actor) -> list[FileOutcome]:
             header = replace(header, path=str(_store(Path(tmp.name), header.sha256)))
         read.append(header)
     headers = [h for h in read if isinstance(h, DicomHeader)]
-    registered = iter(dicom_register(headers=headers, actor=actor, source="api")
-                      if headers else [])
-    outcomes = [h if isinstance(h, FileOutcome) else next(registered) for h in read]
     stored = {h.path for h in headers}
-    kept = set(Instance.objects.filter(path__in=stored).values_list("path", flat=True))
-    for path in stored - kept:
-        Path(path).unlink(missing_ok=True)
+    kept: set[str] = set()
+    try:
+        registered = iter(dicom_register(headers=headers, actor=actor, source="api")
+                          if headers else [])
+        outcomes = [h if isinstance(h, FileOutcome) else next(registered) for h in read]
+        kept = set(Instance.objects.filter(path__in=stored).values_list("path", flat=True))
+    finally:
+        # Files no instance points at: rejected, conflicting, or the transaction failed.
+        for path in stored - kept:
+            Path(path).unlink(missing_ok=True)
     return outcomes
 
 

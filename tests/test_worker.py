@@ -59,12 +59,12 @@ def worker(committed_db, tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
-    app._pool = None  # drop any connection made for the inline broker
+    forget_broker_connections()
     try:
         yield process
     finally:
         app.conf.update(saved)
-        app._pool = None
+        forget_broker_connections()
         process.terminate()
         try:
             process.wait(timeout=20)
@@ -72,6 +72,13 @@ def worker(committed_db, tmp_path):
             process.kill()
         log.close()
         print((tmp_path / "worker.log").read_text()[-3000:])  # shown when a test fails
+
+
+def forget_broker_connections() -> None:
+    """Celery caches the broker connection pool and the queue routing it built from the
+    configuration it first saw; drop both so the new broker and queue take effect."""
+    app._pool = None
+    app.__dict__.pop("amqp", None)
 
 
 def wait_for(condition, *, seconds: float = 90) -> None:
