@@ -89,8 +89,37 @@ def link_hash(previous: str, event_id: int, digest: str) -> str:
 
 
 def _json_safe(value: Any) -> Any:
-    # What we hash must be exactly what the database gives back, so round-trip it now.
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
+    """What we hash must be exactly what the database gives back.
+
+    Round-trip through JSON now (so tuples, dates and the like are what they will be when
+    read), refuse NaN and infinities (PostgreSQL does), and store integral floats as integers:
+    PostgreSQL's jsonb gives ``1e16`` back as ``10000000000000000``."""
+    return _integral_floats_as_ints(
+        json.loads(json.dumps(value, sort_keys=True, default=str, allow_nan=False)))
+
+
+def _refuse_nul(value: Any) -> None:
+    """PostgreSQL cannot store NUL in text or jsonb; refuse it on every database alike."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("ledger events cannot contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_nul(item)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def record(
@@ -131,6 +160,7 @@ def record(
         "details": _json_safe(details or {}),
         "correlation_id": correlation_id,
     }
+    _refuse_nul(values)
     with transaction.atomic():
         event = AuditEvent.objects.create(digest=content_digest(values), **values)
         PendingSeal.objects.create(event=event)

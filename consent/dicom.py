@@ -104,11 +104,12 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str:
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
         value = "\\".join(str(v) for v in value)
-    return str(value).strip()
+    # NUL padding occurs in the wild and PostgreSQL cannot store it.
+    return str(value).replace("\x00", "").strip()
 
 
 def _uid(ds: pydicom.Dataset, keyword: str) -> str:
-    value = _text(ds, keyword).rstrip("\x00").strip()
+    value = _text(ds, keyword)
     if not value:
         raise DicomRejected(f"no {keyword}")
     if len(value) > 64 or not UID_PATTERN.match(value):
