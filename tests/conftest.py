@@ -16,6 +16,15 @@ CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
 @pytest.fixture(autouse=True)
+def plain_static_files(settings):
+    """Production settings expect collectstatic's manifest; tests render without one."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path):
     """Each test stores DICOM files and exports in its own data directory."""
     settings.DATA_DIR = tmp_path / "data"
