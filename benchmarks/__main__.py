@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import shutil
 import sys
 import tempfile
@@ -28,9 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 from benchmarks import Measurement, usable_cpus
 
 BENCH_DATABASE = "consentry_bench"
-# Settings refuse to start without SECRET_KEY when DATABASE_URL is set. Nothing the benchmark
-# signs outlives the process, so a fixed bench-only value is enough (a user's own key wins).
-BENCH_SECRET_KEY = "consentry-bench-only-key-signs-nothing-that-outlives-the-run"  # noqa: S105
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,18 +43,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Measure Consentry against DESIGN.md's performance targets on a "
                     "throwaway database (PostgreSQL when DATABASE_URL is set, else SQLite).")
-    parser.add_argument("--files", type=int, default=2000,
+    parser.add_argument("--files", type=_positive, default=2000,
                         help="synthetic DICOM files to register (default 2000)")
-    parser.add_argument("--writers", type=int, default=4,
+    parser.add_argument("--writers", type=_positive, default=4,
                         help="concurrent ledger writers (default 4, as in DESIGN.md)")
-    parser.add_argument("--append-events", type=int, default=10_000,
+    parser.add_argument("--append-events", type=_positive, default=10_000,
                         help="events the writers append together (default 10000)")
     parser.add_argument("--append-seconds", type=float, default=20.0,
                         help="stop appending after this long, to bound the run (default 20)")
-    parser.add_argument("--verify-events", type=int, default=50_000,
+    parser.add_argument("--verify-events", type=_positive, default=50_000,
                         help="events in the chain verify() walks (default 50000)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timings per repeatable measurement; the median is shown")
+    parser.add_argument("--repeats", type=_positive, default=3,
+                        help="rounds of the registration timing and runs of verify() "
+                             "(default 3)")
     return parser.parse_args(argv)
 
 
@@ -95,12 +101,19 @@ def bench_database(database_url: str) -> Iterator[str]:
         # Dropping it at the end would then drop the user's own database.
         raise SystemExit(f"DATABASE_URL already names {BENCH_DATABASE!r}; point it at the "
                          "real database: the benchmark makes and drops its own")
+    import psycopg
+
     params, own_database = _server_params(database_url)
     with _admin_connection(params, own_database) as admin:
         drop = _drop_statement(admin.info.server_version)
         # The name is reserved for this benchmark: a leftover is a crashed earlier run's.
         admin.execute(drop)
-        admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        try:
+            admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SystemExit(f"DATABASE_URL's role may not create databases, which the "
+                             f"benchmark needs for its throwaway {BENCH_DATABASE!r}: {exc}"
+                             ) from exc
     try:
         yield urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
     finally:
@@ -231,12 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     # DEBUG keeps every query in memory; numbers taken with it on would not be production's.
     os.environ["DEBUG"] = "false"
+    # Nothing measured here goes through Celery or the cache; without REDIS_URL nothing the
+    # run does can reach the installation's broker either.
+    os.environ.pop("REDIS_URL", None)
     database_url = os.environ.get("DATABASE_URL", "")
     try:
         with _database_for_run(database_url) as bench_url:
             if bench_url:
                 os.environ["DATABASE_URL"] = bench_url
-                os.environ.setdefault("SECRET_KEY", BENCH_SECRET_KEY)
+                if not os.environ.get("SECRET_KEY"):
+                    # Settings refuse to start without one when DATABASE_URL is set. Nothing
+                    # signed during the run outlives it, so a key made for this run will do.
+                    os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
             return _run(args, work_dir, started, load_before)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
