@@ -67,21 +67,18 @@ CANONICAL_FIELDS = (
 )
 
 
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                   allow_nan=False)
 
 
 def content_digest(values: dict[str, Any] | tuple) -> str:
-    """sha256 over the canonical JSON of an event's content fields."""
+    """sha256 over the canonical JSON of an event's content fields (``occurred_at`` first,
+    as an ISO 8601 UTC time with microseconds)."""
     if isinstance(values, dict):
         values = tuple(values[name] for name in CANONICAL_FIELDS)
-    payload = json.dumps(
-        [_canonical_value(v) for v in values],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    occurred_at, *rest = values
+    rest.insert(0, occurred_at.astimezone(UTC).isoformat(timespec="microseconds"))
+    return hashlib.sha256(_CANONICAL_JSON.encode(rest).encode()).hexdigest()
 
 
 def link_hash(previous: str, event_id: int, digest: str) -> str:
@@ -122,7 +119,7 @@ def _integral_floats_as_ints(value: Any) -> Any:
     return value
 
 
-def record(
+def event_draft(
     *,
     action: str,
     actor: Actor,
@@ -138,8 +135,8 @@ def record(
     details: dict[str, Any] | None = None,
     correlation_id: str = "",
     occurred_at: datetime | None = None,
-) -> AuditEvent:
-    """Append one event in the caller's transaction; it is chained after commit."""
+) -> dict[str, Any]:
+    """The canonical field values of one event, checked; ``record_drafts`` writes them."""
     values = {
         "occurred_at": occurred_at or timezone.now(),
         "action": action,
@@ -161,12 +158,27 @@ def record(
         "correlation_id": correlation_id,
     }
     _refuse_nul(values)
+    return values
+
+
+def record(**fields: Any) -> AuditEvent:
+    """Append one event in the caller's transaction; it is chained after commit.
+
+    Takes the keyword arguments of ``event_draft``."""
+    return record_drafts([event_draft(**fields)])[0]
+
+
+def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append many events with two INSERT statements, in the caller's transaction."""
+    if not drafts:
+        return []
     with transaction.atomic():
-        event = AuditEvent.objects.create(digest=content_digest(values), **values)
-        PendingSeal.objects.create(event=event)
+        events = AuditEvent.objects.bulk_create(
+            [AuditEvent(digest=content_digest(values), **values) for values in drafts])
+        PendingSeal.objects.bulk_create([PendingSeal(event=event) for event in events])
         if not _seal_already_scheduled():
             transaction.on_commit(seal_quietly)
-    return event
+    return events
 
 
 def _seal_already_scheduled() -> bool:
@@ -212,6 +224,8 @@ def seal(*, wait: bool = True) -> int:
             ChainLink.objects.bulk_create(links)
             PendingSeal.objects.filter(event_id__in=[e for e, _ in batch]).delete()
             sealed += len(batch)
+        if len(batch) < SEAL_BATCH:
+            return sealed
 
 
 def _take_seal_lock(*, wait: bool) -> bool:

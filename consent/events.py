@@ -1,8 +1,12 @@
-"""One factory per kind of ledger event the consent app writes (the saleor pattern)."""
+"""One factory per kind of ledger event the consent app writes (the saleor pattern).
+
+Each returns a draft; callers write it with ``ledger.record_drafts`` (many at once) in the
+transaction of the change it records."""
+
+from typing import Any
 
 from audit import ledger
 from audit.ledger import Actor
-from audit.models import AuditEvent
 
 # DICOM PS3.15 / IHE ATNA event IDs (DCM codes).
 DCM_IMPORT = "110107"
@@ -10,8 +14,8 @@ DCM_IMPORT = "110107"
 
 def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: str,
                      new_patient: bool, new_study: bool, series_added: int,
-                     instances_added: int, correlation_id: str = "") -> AuditEvent:
-    return ledger.record(
+                     instances_added: int, correlation_id: str = "") -> dict[str, Any]:
+    return ledger.event_draft(
         action="dicom.registered",
         event_code=DCM_IMPORT,
         actor=actor,

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
+from audit import ledger
 from audit.ledger import Actor
 from consent import events
 from consent.dicom import DicomHeader, DicomRejected, iter_files, read_header
@@ -172,15 +173,16 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
     _refresh_counts([touched_studies[uid].pk for uid in touched],
                     [s.pk for s in [*series.values(), *new_series.values()]])
     series_added = Counter(s.study.study_uid for s in new_series.values())
-    for study_uid, instances_added in touched.items():
-        study = touched_studies[study_uid]
-        patient = study.patient
+    ledger.record_drafts([
         events.study_registered(
-            actor=actor, patient_id=patient.pk, study_uid=study_uid, source=source,
-            new_patient=patient in new_patients,
-            new_study=study_uid in new_studies, series_added=series_added[study_uid],
-            instances_added=instances_added, correlation_id=correlation_id,
+            actor=actor, patient_id=study.patient.pk, study_uid=study_uid, source=source,
+            new_patient=study.patient in new_patients, new_study=study_uid in new_studies,
+            series_added=series_added[study_uid], instances_added=instances_added,
+            correlation_id=correlation_id,
         )
+        for study_uid, instances_added in touched.items()
+        for study in [touched_studies[study_uid]]
+    ])
     return [outcomes[i] for i in range(len(headers))]
 
 
@@ -230,13 +232,16 @@ def _refresh_counts(study_ids: list[int], series_ids: list[int]) -> None:
             study_id__in=study_ids).values_list("study_id", "modality", "body_part",
                                                 "instance_count"):
         by_study.setdefault(study_id, []).append((modality, body_part, count))
-    for study_id, rows in by_study.items():
-        ImagingStudy.objects.filter(pk=study_id).update(
+    ImagingStudy.objects.bulk_update([
+        ImagingStudy(
+            pk=study_id,
             series_count=len(rows),
             instance_count=sum(count for _, _, count in rows),
             modalities="\\".join(sorted({m for m, _, _ in rows if m}))[:128],
             body_parts="\\".join(sorted({b for _, b, _ in rows if b}))[:255],
         )
+        for study_id, rows in by_study.items()
+    ], ["series_count", "instance_count", "modalities", "body_parts"])
 
 
 ProgressCallback = Callable[[int], None]
