@@ -7,16 +7,19 @@ refuses TRUNCATE. Only a table owner can still disable them, which is why the ch
 also checkpointed outside the database.
 """
 
+from collections.abc import Iterable
+
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-# Tables that never change once written. (PendingSeal is a queue and is emptied.)
+# The ledger's tables, which never change once written. (PendingSeal is a queue and is
+# emptied.) Other apps guard their own immutable tables with the same triggers.
 APPEND_ONLY_TABLES = ("audit_auditevent", "audit_chainlink")
 
 _PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION consentry_refuse_ledger_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION consentry_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the ledger is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+    RAISE EXCEPTION '% is append-only: % is refused', TG_TABLE_NAME, TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
@@ -26,9 +29,9 @@ $$;
 def _pg_statements(table: str) -> list[str]:
     return [
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION consentry_refuse_ledger_change()",
+        "FOR EACH ROW EXECUTE FUNCTION consentry_refuse_change()",
         f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION consentry_refuse_ledger_change()",
+        "FOR EACH STATEMENT EXECUTE FUNCTION consentry_refuse_change()",
         f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only",
         f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_no_truncate",
     ]
@@ -37,31 +40,34 @@ def _pg_statements(table: str) -> list[str]:
 def _sqlite_statements(table: str) -> list[str]:
     return [
         f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} BEGIN "
-        f"SELECT RAISE(ABORT, 'the ledger is append-only: {op} on {table} is refused'); END"
+        f"SELECT RAISE(ABORT, '{table} is append-only: {op} is refused'); END"
         for op in ("UPDATE", "DELETE")
     ]
 
 
-def install(connection: BaseDatabaseWrapper) -> None:
+def install(connection: BaseDatabaseWrapper,
+            tables: Iterable[str] = APPEND_ONLY_TABLES) -> None:
     """Install (or re-install) the guards; safe to run twice."""
-    uninstall(connection)
+    tables = tuple(tables)
+    uninstall(connection, tables)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_PG_FUNCTION)
-            for table in APPEND_ONLY_TABLES:
+            for table in tables:
                 for statement in _pg_statements(table):
                     cursor.execute(statement)
         elif connection.vendor == "sqlite":
-            for table in APPEND_ONLY_TABLES:
+            for table in tables:
                 for statement in _sqlite_statements(table):
                     cursor.execute(statement)
         else:
             raise NotImplementedError(f"no ledger guards for {connection.vendor}")
 
 
-def uninstall(connection: BaseDatabaseWrapper) -> None:
+def uninstall(connection: BaseDatabaseWrapper,
+              tables: Iterable[str] = APPEND_ONLY_TABLES) -> None:
     with connection.cursor() as cursor:
-        for table in APPEND_ONLY_TABLES:
+        for table in tables:
             if connection.vendor == "postgresql":
                 cursor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
                 cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")

@@ -1,8 +1,10 @@
+import importlib
 import shutil
 from pathlib import Path
 
 import pydicom
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -12,6 +14,7 @@ from audit import guards
 from consent.models import Patient
 from consent.roles import Role
 
+GUARDED_TABLES = (*guards.APPEND_ONLY_TABLES, "consent_consentrecord")
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
@@ -98,7 +101,7 @@ def committed_db(transactional_db, django_db_blocker):
     ``pytest_runtest_teardown`` below puts the guards back."""
     yield
     with django_db_blocker.unblock():
-        guards.uninstall(connection)
+        guards.uninstall(connection, GUARDED_TABLES)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -107,8 +110,16 @@ def pytest_runtest_teardown(item, nextitem):
         return (yield)
     finally:
         # After the last test the test database is already gone.
-        if nextitem is not None and "committed_db" in getattr(item, "fixturenames", ()):
+        # Only after a test that really ran with committed_db (not a skipped one).
+        if nextitem is not None and "committed_db" in getattr(item, "funcargs", {}):
             with item.config.stash[blocking_manager_key].unblock():
-                guards.install(connection)
-                for role in Role.values:  # the flush removed the groups the migration made
-                    Group.objects.get_or_create(name=role)
+                guards.install(connection, GUARDED_TABLES)
+                restore_migration_data()
+
+
+def restore_migration_data() -> None:
+    """The flush also removed what migrations seed: role groups, purposes, consent form."""
+    for role in Role.values:
+        Group.objects.get_or_create(name=role)
+    seed = importlib.import_module("consent.migrations.0004_seed_purposes_and_guard_records")
+    seed.seed(django_apps, None)
