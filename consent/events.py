@@ -10,6 +10,7 @@ from audit.ledger import Actor
 
 # DICOM PS3.15 / IHE ATNA event IDs (DCM codes).
 DCM_IMPORT = "110107"
+DCM_PATIENT_RECORD = "110110"
 
 
 def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: str,
@@ -29,4 +30,27 @@ def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: s
             "instances_added": instances_added,
         },
         correlation_id=correlation_id,
+    )
+
+
+def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="consent.withdrawn" if withdrawal else "consent.recorded",
+        event_code=DCM_PATIENT_RECORD,
+        actor=actor,
+        patient_ref=record.patient_id,
+        study_uid=record.scope_value if record.scope_kind == "study" else "",
+        purpose_code=record.purpose.code,
+        consent_record_ids=[record.pk],
+        details={
+            "decision": record.decision,
+            "scope_kind": record.scope_kind,
+            "scope_value": record.scope_value,
+            "effective_from": record.effective_from.isoformat(),
+            "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+            "source": record.source,
+            "form_version": record.form.version,
+            "text_sha256": record.text_sha256,
+            "proxy": record.proxy_relationship if record.proxy_name else None,
+        },
     )

@@ -1,0 +1,298 @@
+"""The consent decision rule (DESIGN.md, "The consent decision rule").
+
+To decide whether study S of patient P may be used for purpose U at time T:
+
+1. Candidates: for each (purpose, scope) of P, the newest record recorded at or before T
+   whose effective-from is at or before T; dropped if it has expired by T (an older record
+   never comes back). Kept if its purpose is U or an ancestor of U and its scope matches S.
+2. Record A overrides B when A is at least as specific in both purpose (deeper in the tree)
+   and scope (study > modality, body part > all) and strictly more specific in one.
+3. Among the candidates nothing overrides: any deny gives deny; else a permit gives permit.
+4. No candidates: U's default policy.
+
+Two forms of the same rule: ``decide`` for one study, in Python over the patient's records;
+``decide_many`` for any number of studies, in one SQL statement (plus one query for the
+purpose tree). ``tests/consent/test_engine_property.py`` holds them to the same answers.
+Both end in ``conclude``, so the words of a decision are written once.
+
+When anything needed cannot be read, the answer is deny ("fail closed").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import DatabaseError, connection
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+
+from consent.models import (
+    ConsentRecord,
+    Decision,
+    ImagingStudy,
+    Policy,
+    Purpose,
+    ScopeKind,
+    Series,
+)
+
+logger = logging.getLogger(__name__)
+
+# How specific a scope is; modality and body part are equally specific (incomparable).
+SCOPE_RANK = {ScopeKind.ALL: 0, ScopeKind.MODALITY: 1, ScopeKind.BODY_PART: 1,
+              ScopeKind.STUDY: 2}
+
+
+class ConsentUnavailable(Exception):
+    """Consent could not be read; every answer that depended on it is deny."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    record_id: int
+    decision: str
+    purpose: Purpose
+    depth: int
+    scope_kind: str
+    scope_value: str
+    recorded_at: datetime
+
+    def overrides(self, other: Candidate) -> bool:
+        mine, theirs = SCOPE_RANK[self.scope_kind], SCOPE_RANK[other.scope_kind]
+        return (self.depth >= other.depth and mine >= theirs
+                and (self.depth > other.depth or mine > theirs))
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    allowed: bool
+    reason: str
+    # The deciding records; empty when the purpose's default policy decided.
+    record_ids: tuple[int, ...] = ()
+
+    @property
+    def decision(self) -> str:
+        return Decision.PERMIT if self.allowed else Decision.DENY
+
+    @property
+    def by_default_policy(self) -> bool:
+        return not self.record_ids
+
+
+FAIL_CLOSED = ConsentDecision(
+    allowed=False, reason="Not allowed: the consent on file could not be read (fail closed).")
+
+
+class PurposeTree:
+    """All purposes, read in one query; lineage = the purpose and its ancestors."""
+
+    def __init__(self, purposes: Iterable[Purpose]):
+        self.by_id = {p.pk: p for p in purposes}
+        self.by_code = {p.code: p for p in self.by_id.values()}
+
+    @classmethod
+    def load(cls) -> PurposeTree:
+        return cls(Purpose.objects.all())
+
+    def get(self, purpose: Purpose | str) -> Purpose:
+        code = purpose if isinstance(purpose, str) else purpose.code
+        try:
+            return self.by_code[code]
+        except KeyError:
+            raise LookupError(f"unknown purpose {code!r}") from None
+
+    def lineage(self, purpose: Purpose) -> dict[int, int]:
+        """{purpose id: depth} for the purpose and each ancestor; the root has depth 0."""
+        chain = []
+        seen = set()
+        node: Purpose | None = purpose
+        while node is not None:
+            if node.pk in seen:
+                raise ValueError(f"purpose tree has a cycle at {node.code!r}")
+            seen.add(node.pk)
+            chain.append(node.pk)
+            node = self.by_id.get(node.parent_id) if node.parent_id else None
+        return {pk: depth for depth, pk in enumerate(reversed(chain))}
+
+
+def conclude(purpose: Purpose, candidates: Iterable[Candidate]) -> ConsentDecision:
+    """Steps 2 to 4 of the rule over one study's candidates."""
+    candidates = list(candidates)
+    standing = [c for c in candidates
+                if not any(other.overrides(c) for other in candidates if other is not c)]
+    denies = sorted((c for c in standing if c.decision == Decision.DENY),
+                    key=lambda c: c.record_id)
+    if denies:
+        return ConsentDecision(False, "Not allowed: " + "; ".join(map(_describe, denies)) + ".",
+                               tuple(c.record_id for c in denies))
+    permits = sorted((c for c in standing if c.decision == Decision.PERMIT),
+                     key=lambda c: c.record_id)
+    if permits:
+        return ConsentDecision(True, "Allowed: " + "; ".join(map(_describe, permits)) + ".",
+                               tuple(c.record_id for c in permits))
+    if purpose.default_policy == Policy.OPT_OUT:
+        return ConsentDecision(True, f"Allowed: no choice on file for {purpose.name.lower()}, "
+                                     "which is allowed unless the patient says no (opt-out).")
+    return ConsentDecision(False, f"Not allowed: no choice on file for {purpose.name.lower()}, "
+                                  "which needs the patient's yes (opt-in).")
+
+
+def _describe(candidate: Candidate) -> str:
+    verb = "said yes to" if candidate.decision == Decision.PERMIT else "said no to"
+    return (f"the patient {verb} {candidate.purpose.name.lower()} for "
+            f"{_scope_words(candidate.scope_kind, candidate.scope_value)} "
+            f"(record {candidate.record_id}, {candidate.recorded_at:%Y-%m-%d})")
+
+
+def _scope_words(kind: str, value: str) -> str:
+    if kind == ScopeKind.STUDY:
+        return "this study"
+    if kind == ScopeKind.MODALITY:
+        return f"{value} scans"
+    if kind == ScopeKind.BODY_PART:
+        return f"scans of the {value.lower()}"
+    return "all scans"
+
+
+# --- one study ---------------------------------------------------------------------------
+
+def decide(study: ImagingStudy, purpose: Purpose | str, at: datetime, *,
+           tree: PurposeTree | None = None) -> ConsentDecision:
+    """May this study be used for this purpose at this moment? Fail closed."""
+    try:
+        tree = tree or PurposeTree.load()
+        target = tree.get(purpose)
+        lineage = tree.lineage(target)
+        records = (ConsentRecord.objects
+                   .filter(patient_id=study.patient_id, purpose_id__in=lineage,
+                           recorded_at__lte=at, effective_from__lte=at)
+                   .order_by("recorded_at", "id")
+                   .values_list("id", "purpose_id", "decision", "scope_kind", "scope_value",
+                                "expires_at", "recorded_at"))
+        newest: dict[tuple, tuple] = {}
+        for row in records:  # ordered oldest first, so the newest per scope is kept last
+            newest[(row[1], row[3], row[4])] = row
+        modalities, body_parts = set(), set()
+        for modality, body_part in Series.objects.filter(study_id=study.pk).values_list(
+                "modality", "body_part"):
+            modalities.add(modality.upper())
+            body_parts.add(body_part.upper())
+        candidates = [
+            Candidate(record_id, decision, tree.by_id[purpose_id], lineage[purpose_id], kind,
+                      value, recorded_at)
+            for record_id, purpose_id, decision, kind, value, expires_at, recorded_at
+            in newest.values()
+            if (expires_at is None or expires_at > at)
+            and _scope_matches(kind, value, study.study_uid, modalities, body_parts)
+        ]
+        return conclude(target, candidates)
+    except (DatabaseError, ValueError):
+        logger.exception("consent decision failed closed")
+        return FAIL_CLOSED
+
+
+def _scope_matches(kind: str, value: str, study_uid: str, modalities: set[str],
+                   body_parts: set[str]) -> bool:
+    if kind == ScopeKind.ALL:
+        return True
+    if kind == ScopeKind.STUDY:
+        return value == study_uid
+    if kind == ScopeKind.MODALITY:
+        return value.upper() in modalities
+    if kind == ScopeKind.BODY_PART:
+        return value.upper() in body_parts
+    return False
+
+
+# --- many studies, one statement ---------------------------------------------------------
+
+# Parameters: the selected studies' SQL is spliced in as {selected}; {purposes} and
+# {depths} are generated for the purpose's lineage (a handful of values).
+_DECIDE_MANY_SQL = """
+WITH selected (id, patient_id, study_uid) AS ({selected}),
+ranked AS (
+    SELECT r.id, r.patient_id, r.purpose_id, r.decision, r.scope_kind, r.scope_value,
+           r.expires_at, r.recorded_at,
+           ROW_NUMBER() OVER (
+               PARTITION BY r.patient_id, r.purpose_id, r.scope_kind, r.scope_value
+               ORDER BY r.recorded_at DESC, r.id DESC) AS newest
+    FROM consent_consentrecord r
+    WHERE r.purpose_id IN ({purposes})
+      AND r.recorded_at <= %s AND r.effective_from <= %s
+      AND r.patient_id IN (SELECT patient_id FROM selected)
+),
+live AS (
+    SELECT id, patient_id, purpose_id, decision, scope_kind, scope_value, recorded_at,
+           CASE purpose_id {depths} END AS depth,
+           CASE scope_kind WHEN 'study' THEN 2 WHEN 'all' THEN 0 ELSE 1 END AS scope_rank
+    FROM ranked
+    WHERE newest = 1 AND (expires_at IS NULL OR expires_at > %s)
+),
+candidate AS (
+    SELECT s.id AS study_id, l.*
+    FROM selected s JOIN live l ON l.patient_id = s.patient_id
+    WHERE l.scope_kind = 'all'
+       OR (l.scope_kind = 'study' AND l.scope_value = s.study_uid)
+       OR (l.scope_kind = 'modality' AND EXISTS (
+              SELECT 1 FROM consent_series se
+              WHERE se.study_id = s.id AND UPPER(se.modality) = UPPER(l.scope_value)))
+       OR (l.scope_kind = 'body_part' AND EXISTS (
+              SELECT 1 FROM consent_series se
+              WHERE se.study_id = s.id AND UPPER(se.body_part) = UPPER(l.scope_value)))
+)
+SELECT s.id, c.id, c.decision, c.purpose_id, c.scope_kind, c.scope_value, c.recorded_at
+FROM selected s
+LEFT JOIN candidate c ON c.study_id = s.id AND NOT EXISTS (
+    SELECT 1 FROM candidate o
+    WHERE o.study_id = c.study_id AND o.id <> c.id
+      AND o.depth >= c.depth AND o.scope_rank >= c.scope_rank
+      AND (o.depth > c.depth OR o.scope_rank > c.scope_rank))
+ORDER BY s.id
+"""
+
+
+def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                tree: PurposeTree | None = None) -> dict[int, ConsentDecision]:
+    """Decide for every study of the queryset, keyed by study id, in two queries whatever
+    their number. Raises ConsentUnavailable if consent cannot be read: the caller must then
+    treat every study as denied."""
+    try:
+        tree = tree or PurposeTree.load()
+        target = tree.get(purpose)
+        lineage = tree.lineage(target)
+        selected_sql, selected_params = (
+            studies.order_by().values_list("id", "patient_id", "study_uid")
+            .query.sql_with_params())
+        sql = _DECIDE_MANY_SQL.format(
+            selected=selected_sql,
+            purposes=", ".join(["%s"] * len(lineage)),
+            depths=" ".join(["WHEN %s THEN %s"] * len(lineage)),
+        )
+        params = [*selected_params, *lineage, at, at,
+                  *[v for pair in lineage.items() for v in pair], at]
+        by_study: dict[int, list[Candidate]] = {}
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for study_id, record_id, decision, purpose_id, kind, value, recorded_at in cursor:
+                found = by_study.setdefault(study_id, [])
+                if record_id is not None:
+                    found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
+                                           lineage[purpose_id], kind, value,
+                                           _as_datetime(recorded_at)))
+    except (DatabaseError, ValueError) as exc:
+        raise ConsentUnavailable(str(exc)) from exc
+    # The SQL already removed overridden candidates; conclude applies steps 3 and 4.
+    return {study_id: conclude(target, found) for study_id, found in by_study.items()}
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    # SQLite hands raw columns back as text.
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise ValueError(f"unreadable time {value!r}")
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return value
