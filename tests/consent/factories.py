@@ -3,8 +3,6 @@
 from datetime import datetime, timedelta
 from itertools import count
 
-from django.utils import timezone
-
 from consent.models import (
     ConsentForm,
     ConsentRecord,
