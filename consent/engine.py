@@ -243,13 +243,17 @@ candidate AS (
               SELECT 1 FROM consent_series se
               WHERE se.study_id = s.id AND UPPER(se.body_part) = UPPER(l.scope_value)))
 )
+standing AS (
+    -- Step 2: drop every candidate that another candidate of the same study overrides.
+    SELECT c.* FROM candidate c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM candidate o
+        WHERE o.study_id = c.study_id AND o.id <> c.id
+          AND o.depth >= c.depth AND o.scope_rank >= c.scope_rank
+          AND (o.depth > c.depth OR o.scope_rank > c.scope_rank))
+)
 SELECT s.id, c.id, c.decision, c.purpose_id, c.scope_kind, c.scope_value, c.recorded_at
-FROM selected s
-LEFT JOIN candidate c ON c.study_id = s.id AND NOT EXISTS (
-    SELECT 1 FROM candidate o
-    WHERE o.study_id = c.study_id AND o.id <> c.id
-      AND o.depth >= c.depth AND o.scope_rank >= c.scope_rank
-      AND (o.depth > c.depth OR o.scope_rank > c.scope_rank))
+FROM selected s LEFT JOIN standing c ON c.study_id = s.id
 ORDER BY s.id
 """
 
