@@ -242,19 +242,33 @@ candidate AS (
        OR (l.scope_kind = 'body_part' AND EXISTS (
               SELECT 1 FROM consent_series se
               WHERE se.study_id = s.id AND UPPER(se.body_part) = UPPER(l.scope_value)))
-)
+),
+spread AS (
+    -- Per study, the deepest candidate purpose at each level of scope or above.
+    SELECT c.*,
+           MAX(depth) OVER (PARTITION BY study_id) AS deepest_any,
+           MAX(CASE WHEN scope_rank >= 1 THEN depth END) OVER (PARTITION BY study_id)
+               AS deepest_narrow,
+           MAX(CASE WHEN scope_rank = 2 THEN depth END) OVER (PARTITION BY study_id)
+               AS deepest_study
+    FROM candidate c
+),
 standing AS (
-    -- Step 2: drop every candidate that another candidate of the same study overrides.
-    SELECT c.* FROM candidate c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM candidate o
-        WHERE o.study_id = c.study_id AND o.id <> c.id
-          AND o.depth >= c.depth AND o.scope_rank >= c.scope_rank
-          AND (o.depth > c.depth OR o.scope_rank > c.scope_rank))
+    -- Step 2: keep a candidate unless another one is at least as deep with a narrower
+    -- scope, or deeper with a scope at least as narrow. Windows, not a self-join, so the
+    -- cost grows with the number of candidates, whatever the planner believes.
+    SELECT * FROM spread
+    WHERE NOT CASE scope_rank
+        WHEN 0 THEN COALESCE(deepest_narrow >= depth, FALSE) OR deepest_any > depth
+        WHEN 1 THEN COALESCE(deepest_study >= depth, FALSE)
+                    OR COALESCE(deepest_narrow > depth, FALSE)
+        ELSE COALESCE(deepest_study > depth, FALSE)
+    END
 )
-SELECT s.id, c.id, c.decision, c.purpose_id, c.scope_kind, c.scope_value, c.recorded_at
-FROM selected s LEFT JOIN standing c ON c.study_id = s.id
-ORDER BY s.id
+-- Every selected study once with no record (for step 4), plus its standing candidates.
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL FROM selected
+UNION ALL
+SELECT study_id, id, decision, purpose_id, scope_kind, scope_value, recorded_at FROM standing
 """
 
 

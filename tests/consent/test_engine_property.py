@@ -1,0 +1,105 @@
+"""decide_many (SQL) and decide (Python) give the same answer for every study, over random
+purpose trees, records and studies."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consent.engine import PurposeTree, decide, decide_many
+from consent.models import (
+    ConsentForm,
+    ConsentRecord,
+    ImagingStudy,
+    Patient,
+    Purpose,
+    Series,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MODALITIES = ["CT", "MR", "US"]
+BODY_PARTS = ["HEAD", "CHEST", "KNEE", ""]
+
+
+@st.composite
+def worlds(draw):
+    n_purposes = draw(st.integers(1, 5))
+    # Each purpose's parent is an earlier one (or none): always a tree.
+    parents = [draw(st.none() | st.integers(0, i - 1)) if i else None
+               for i in range(n_purposes)]
+    policies = draw(st.lists(st.sampled_from(["opt-in", "opt-out"]), min_size=n_purposes,
+                             max_size=n_purposes))
+    n_patients = draw(st.integers(1, 3))
+    studies = draw(st.lists(st.tuples(
+        st.integers(0, n_patients - 1),
+        st.lists(st.tuples(st.sampled_from([*MODALITIES, "ct", "mr"]),
+                           st.sampled_from([*BODY_PARTS, "head", "Chest"])),
+                 min_size=0, max_size=3)),
+        min_size=1, max_size=5))
+    records = draw(st.lists(st.fixed_dictionaries({
+        "patient": st.integers(0, n_patients - 1),
+        "purpose": st.integers(0, n_purposes - 1),
+        "decision": st.sampled_from(["permit", "deny"]),
+        "scope": st.one_of(
+            st.just(("all", "")),
+            st.tuples(st.just("modality"), st.sampled_from(MODALITIES)),
+            st.tuples(st.just("body_part"), st.sampled_from(["HEAD", "CHEST", "KNEE"])),
+            st.tuples(st.just("study"), st.integers(0, 4))),
+        "recorded": st.integers(0, 20),
+        "effective_delay": st.integers(0, 5),
+        "lasts": st.none() | st.integers(1, 10),
+    }), max_size=12))
+    moments = draw(st.lists(st.integers(-1, 30), min_size=1, max_size=3))
+    return parents, policies, n_patients, studies, records, moments
+
+
+def build(world):
+    parents, policies, n_patients, study_specs, record_specs, _ = world
+    tag = uuid.uuid4().hex[:8]
+    purposes = []
+    for i, (parent, policy) in enumerate(zip(parents, policies, strict=True)):
+        purposes.append(Purpose.objects.create(
+            code=f"p{i}-{tag}", name=f"Purpose {i}", description="test",
+            parent=purposes[parent] if parent is not None else None, default_policy=policy))
+    patients = [Patient.objects.create(issuer=tag, mrn=str(i)) for i in range(n_patients)]
+    studies = []
+    for n, (patient_index, series) in enumerate(study_specs):
+        study = ImagingStudy.objects.create(study_uid=f"2.25.{int(tag, 16)}.{n}",
+                                            patient=patients[patient_index])
+        for m, (modality, body_part) in enumerate(series):
+            Series.objects.create(series_uid=f"{study.study_uid}.{m}", study=study,
+                                  modality=modality, body_part=body_part)
+        studies.append(study)
+    form = ConsentForm.objects.get(code="imaging-use", version=1)
+    for spec in record_specs:
+        kind, value = spec["scope"]
+        if kind == "study":
+            value = studies[value % len(studies)].study_uid
+        recorded = T0 + timedelta(days=spec["recorded"])
+        effective = recorded + timedelta(days=spec["effective_delay"])
+        ConsentRecord.objects.create(
+            patient=patients[spec["patient"]], purpose=purposes[spec["purpose"]],
+            decision=spec["decision"], scope_kind=kind, scope_value=value,
+            recorded_at=recorded, effective_from=effective,
+            expires_at=(effective + timedelta(days=spec["lasts"])) if spec["lasts"] else None,
+            source="staff", recorded_by_label="test", form=form,
+            text_sha256=form.text_sha256)
+    return purposes, studies
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(world=worlds())
+def test_decide_many_equals_decide_for_every_study(db, world):
+    purposes, studies = build(world)
+    tree = PurposeTree.load()
+    selection = ImagingStudy.objects.filter(pk__in=[s.pk for s in studies])
+    for moment in world[-1]:
+        when = T0 + timedelta(days=moment, hours=6)
+        for purpose in purposes:
+            many = decide_many(selection, purpose.code, when, tree=tree)
+            assert set(many) == {s.pk for s in studies}
+            for study in studies:
+                assert many[study.pk] == decide(study, purpose.code, when, tree=tree), (
+                    purpose.code, study.study_uid, when)
