@@ -163,43 +163,63 @@ def decide(study: ImagingStudy, purpose: Purpose | str, at: datetime, *,
            tree: PurposeTree | None = None) -> ConsentDecision:
     """May this study be used for this purpose at this moment? Fail closed."""
     try:
-        tree = tree or PurposeTree.load()
-        target = tree.get(purpose)
-        lineage = tree.lineage(target)
-        records = (ConsentRecord.objects
-                   .filter(patient_id=study.patient_id, purpose_id__in=lineage,
-                           recorded_at__lte=at, effective_from__lte=at)
-                   .order_by("recorded_at", "id")
-                   .values_list("id", "purpose_id", "decision", "scope_kind", "scope_value",
-                                "expires_at", "recorded_at"))
-        newest: dict[tuple, tuple] = {}
-        for row in records:  # ordered oldest first, so the newest per scope is kept last
-            newest[(row[1], row[3], row[4])] = row
         modalities, body_parts = set(), set()
         for modality, body_part in Series.objects.filter(study_id=study.pk).values_list(
                 "modality", "body_part"):
             modalities.add(modality.upper())
             body_parts.add(body_part.upper())
-        candidates = [
-            Candidate(record_id, decision, tree.by_id[purpose_id], lineage[purpose_id], kind,
-                      value, recorded_at)
-            for record_id, purpose_id, decision, kind, value, expires_at, recorded_at
-            in newest.values()
-            if (expires_at is None or expires_at > at)
-            and _scope_matches(kind, value, study.study_uid, modalities, body_parts)
-        ]
-        return conclude(target, candidates)
+        return _decide(study.patient_id, purpose, at, tree=tree, study_uid=study.study_uid,
+                       modalities=modalities, body_parts=body_parts)
     except (DatabaseError, ValueError):
         logger.exception("consent decision failed closed")
         return FAIL_CLOSED
 
 
-def _scope_matches(kind: str, value: str, study_uid: str, modalities: set[str],
-                   body_parts: set[str]) -> bool:
+def decide_in_general(patient_id: int, purpose: Purpose | str, at: datetime, *,
+                      tree: PurposeTree | None = None) -> ConsentDecision:
+    """The answer for a study no narrower choice applies to: only all-studies records count.
+    This is a patient's general choice per purpose, as the portal shows it."""
+    try:
+        return _decide(patient_id, purpose, at, tree=tree)
+    except (DatabaseError, ValueError):
+        logger.exception("consent decision failed closed")
+        return FAIL_CLOSED
+
+
+def _decide(patient_id: int, purpose: Purpose | str, at: datetime, *,
+            tree: PurposeTree | None, study_uid: str = "",
+            modalities: frozenset[str] | set[str] = frozenset(),
+            body_parts: frozenset[str] | set[str] = frozenset()) -> ConsentDecision:
+    tree = tree or PurposeTree.load()
+    target = tree.get(purpose)
+    lineage = tree.lineage(target)
+    records = (ConsentRecord.objects
+               .filter(patient_id=patient_id, purpose_id__in=lineage,
+                       recorded_at__lte=at, effective_from__lte=at)
+               .order_by("recorded_at", "id")
+               .values_list("id", "purpose_id", "decision", "scope_kind", "scope_value",
+                            "expires_at", "recorded_at"))
+    newest: dict[tuple, tuple] = {}
+    for row in records:  # ordered oldest first, so the newest per scope is kept last
+        newest[(row[1], row[3], row[4])] = row
+    candidates = [
+        Candidate(record_id, decision, tree.by_id[purpose_id], lineage[purpose_id], kind,
+                  value, recorded_at)
+        for record_id, purpose_id, decision, kind, value, expires_at, recorded_at
+        in newest.values()
+        if (expires_at is None or expires_at > at)
+        and _scope_matches(kind, value, study_uid, modalities, body_parts)
+    ]
+    return conclude(target, candidates)
+
+
+def _scope_matches(kind: str, value: str, study_uid: str,
+                   modalities: frozenset[str] | set[str],
+                   body_parts: frozenset[str] | set[str]) -> bool:
     if kind == ScopeKind.ALL:
         return True
     if kind == ScopeKind.STUDY:
-        return value == study_uid
+        return bool(study_uid) and value == study_uid
     if kind == ScopeKind.MODALITY:
         return value.upper() in modalities
     if kind == ScopeKind.BODY_PART:
