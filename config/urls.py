@@ -13,6 +13,8 @@ urlpatterns = [
     path("", consent_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("portal/", include("consent.portal_urls")),
+    path("desk/", include("consent.desk_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -11,6 +11,7 @@ from audit.ledger import Actor
 # DICOM PS3.15 / IHE ATNA event IDs (DCM codes).
 DCM_IMPORT = "110107"
 DCM_PATIENT_RECORD = "110110"
+DCM_USER_AUTHENTICATION = "110114"
 
 
 def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: str,
@@ -54,3 +55,15 @@ def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str
             "proxy": record.proxy_relationship if record.proxy_name else None,
         },
     )
+
+
+def portal_invited(*, actor: Actor, invite: Any) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="portal.invited", actor=actor, patient_ref=invite.patient_id,
+        details={"expires_at": invite.expires_at.isoformat()})
+
+
+def portal_joined(*, actor: Actor, patient_id: int) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="portal.joined", event_code=DCM_USER_AUTHENTICATION, actor=actor,
+        patient_ref=patient_id)

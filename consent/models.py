@@ -274,3 +274,21 @@ class Guardianship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} for {self.patient} ({self.relationship})"
+
+
+class PatientInvite(models.Model):
+    """A one-time link that lets a patient set a password. Only the token's hash is kept."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="invites")
+    email = models.EmailField()
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_by_label = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invite for {self.patient} until {self.expires_at:%Y-%m-%d %H:%M}"

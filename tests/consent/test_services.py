@@ -11,7 +11,8 @@ from audit.ledger import Actor
 from audit.models import AuditEvent
 from consent.engine import decide
 from consent.models import ConsentRecord
-from consent.services import consent_record, consent_withdraw, current_form
+from consent.selectors import current_form
+from consent.services import consent_record, consent_withdraw
 from tests.consent.factories import make_patient, make_study, purpose
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,141 @@
+"""Reads and access checks. "Not yours" answers exactly like "does not exist" (404)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from audit.models import AuditEvent
+from consent.engine import ConsentDecision, PurposeTree, decide_in_general, decide_many
+from consent.models import (
+    ConsentForm,
+    ConsentRecord,
+    Guardianship,
+    ImagingStudy,
+    Patient,
+    Purpose,
+)
+
+# Ledger actions that are a use or disclosure of a patient's data, as the patient sees them.
+USE_ACTIONS = ("export.included", "export.violation", "export.delivered", "disclosure")
+
+
+def patients_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:
+    """The patient records a portal user may act for: their own and their dependants'."""
+    if not user.is_authenticated:
+        return Patient.objects.none()
+    return Patient.objects.filter(Q(user=user) | Q(guardians__user=user)).distinct()
+
+
+def patient_for_user(user: AbstractBaseUser | AnonymousUser, patient_id: int) -> Patient:
+    patient = patients_for_user(user).filter(pk=patient_id).first()
+    if patient is None:
+        raise Http404("No such patient.")
+    return patient
+
+
+def guardianship(user: AbstractBaseUser, patient: Patient) -> Guardianship | None:
+    """Set when the user acts for someone else; None when the patient is the user."""
+    if patient.user_id == user.pk:
+        return None
+    return Guardianship.objects.filter(patient=patient, user=user).first()
+
+
+def study_for_patient(patient: Patient, study_id: int) -> ImagingStudy:
+    study = ImagingStudy.objects.filter(patient=patient, pk=study_id).first()
+    if study is None:
+        raise Http404("No such study.")
+    return study
+
+
+def current_form(code: str = "imaging-use") -> ConsentForm:
+    return ConsentForm.objects.filter(code=code).order_by("-version").first()
+
+
+@dataclass(frozen=True)
+class PurposeChoice:
+    purpose: Purpose
+    depth: int
+    decision: ConsentDecision
+    own_record: ConsentRecord | None  # the patient's own all-scans record for this purpose
+
+
+def purpose_choices(patient: Patient, at: datetime) -> list[PurposeChoice]:
+    """Each purpose, in tree order, with what applies to the patient's scans in general."""
+    tree = PurposeTree.load()
+    own = _live_records(patient, at)
+    choices = []
+    for purpose in _tree_order(tree):
+        choices.append(PurposeChoice(
+            purpose=purpose, depth=len(tree.lineage(purpose)) - 1,
+            decision=decide_in_general(patient.pk, purpose, at, tree=tree),
+            own_record=own.get((purpose.pk, "all", "")),
+        ))
+    return choices
+
+
+def exceptions(patient: Patient, at: datetime) -> list[ConsentRecord]:
+    """The patient's choices in force for one study or one kind of scan."""
+    return sorted((r for key, r in _live_records(patient, at).items() if key[1] != "all"),
+                  key=lambda r: (r.purpose.position, r.scope_kind, r.scope_value))
+
+
+def _live_records(patient: Patient, at: datetime) -> dict[tuple, ConsentRecord]:
+    newest: dict[tuple, ConsentRecord] = {}
+    for record in (ConsentRecord.objects.filter(patient=patient, recorded_at__lte=at,
+                                                effective_from__lte=at)
+                   .select_related("purpose").order_by("recorded_at", "id")):
+        newest[(record.purpose_id, record.scope_kind, record.scope_value)] = record
+    return {key: r for key, r in newest.items() if r.expires_at is None or r.expires_at > at}
+
+
+def _tree_order(tree: PurposeTree) -> list[Purpose]:
+    children: dict[int | None, list[Purpose]] = {}
+    for purpose in sorted(tree.by_id.values(), key=lambda p: (p.position, p.code)):
+        children.setdefault(purpose.parent_id, []).append(purpose)
+    ordered: list[Purpose] = []
+
+    def walk(parent_id: int | None) -> None:
+        for purpose in children.get(parent_id, []):
+            ordered.append(purpose)
+            walk(purpose.pk)
+
+    walk(None)
+    return ordered
+
+
+def scans_with_decisions(patient: Patient, at: datetime
+                         ) -> tuple[list[ImagingStudy], list[Purpose], dict]:
+    """The patient's studies and, per purpose, what is allowed now: {(study, purpose): ...}."""
+    tree = PurposeTree.load()
+    purposes = _tree_order(tree)
+    studies = list(patient.studies.order_by("-study_date", "study_uid"))
+    grid = {}
+    for purpose in purposes:
+        for study_id, result in decide_many(patient.studies.all(), purpose, at,
+                                            tree=tree).items():
+            grid[(study_id, purpose.pk)] = result
+    return studies, purposes, grid
+
+
+def patient_history(patient: Patient) -> QuerySet[ConsentRecord]:
+    return (ConsentRecord.objects.filter(patient=patient).select_related("purpose", "form")
+            .order_by("-recorded_at", "-id"))
+
+
+def patient_uses(patient: Patient) -> QuerySet[AuditEvent]:
+    # Served by the index audit_event_patient (patient_ref, -id).
+    return (AuditEvent.objects.filter(patient_ref=str(patient.pk), action__in=USE_ACTIONS)
+            .order_by("-id"))
+
+
+def needs_review(patient: Patient) -> bool:
+    """True when the patient chose under an older version of the consent text."""
+    form = current_form()
+    latest = (ConsentRecord.objects.filter(patient=patient, source="portal")
+              .order_by("-recorded_at").values_list("form__code", "form__version").first())
+    return bool(latest and form and latest[0] == form.code and latest[1] < form.version)
