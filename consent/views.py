@@ -1,9 +1,13 @@
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
-from consent.roles import user_roles
+from consent.roles import Role, user_roles
+from consent.selectors import patients_for_user
 
 
 @login_required
 def home(request):
-    return render(request, "home.html", {"roles": sorted(user_roles(request.user))})
+    roles = user_roles(request.user)
+    if roles == {Role.PATIENT} or (not roles and patients_for_user(request.user).exists()):
+        return redirect("portal")
+    return render(request, "home.html", {"roles": sorted(roles)})

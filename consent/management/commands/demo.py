@@ -6,9 +6,11 @@ from django.db import transaction
 
 from audit.ledger import Actor
 from consent.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
-from consent.models import Patient
+from consent.models import Patient, Purpose
 from consent.registration import dicom_ingest_paths
 from consent.roles import Role
+from consent.selectors import current_form
+from consent.services import consent_record
 
 DEMO_ACCOUNTS = (
     # username, role, password, what they can try
@@ -63,3 +65,18 @@ class Command(BaseCommand):
         if first and first.user_id is None:
             first.user = User.objects.get(username="patient")
             first.save(update_fields=["user"])
+            self._choices(first)
+
+    def _choices(self, patient: Patient) -> None:
+        """A few choices for the demo patient, as if made on paper and in the portal."""
+        staff = Actor(label="staff", role=Role.STAFF)
+        me = Actor.for_user(patient.user, role=Role.PATIENT)
+        form = current_form()
+        purpose = {p.code: p for p in Purpose.objects.all()}
+        consent_record(patient=patient, purpose=purpose["research"], decision="permit",
+                       actor=staff, source="paper", form=form, witness="J. Doe, registrar")
+        consent_record(patient=patient, purpose=purpose["ai-training"], decision="permit",
+                       actor=me, source="portal", form=form)
+        consent_record(patient=patient, purpose=purpose["ai-training"], decision="deny",
+                       actor=me, source="portal", form=form, scope_kind="body_part",
+                       scope_value="HEAD", withdrawal=True)

@@ -1,0 +1,12 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def person_name(dicom_name: str) -> str:
+    """A DICOM person name (Family^Given^Middle^Prefix^Suffix) as people write it."""
+    parts = [p.strip() for p in (dicom_name or "").split("^")]
+    parts += [""] * (5 - len(parts))
+    family, given, middle, prefix, suffix = parts[:5]
+    return " ".join(p for p in (prefix, given, middle, family, suffix) if p)

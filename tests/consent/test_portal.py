@@ -1,0 +1,218 @@
+"""The patient portal, by persona: alice sees only alice's data; bob's ids give 404."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from consent.models import ConsentForm, ConsentRecord, Guardianship, PatientInvite
+from tests.conftest import make_user
+from tests.consent.factories import make_study
+
+PAGES = ["portal-choices", "portal-scans", "portal-history", "portal-uses"]
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def url(name, patient):
+    from django.urls import reverse
+
+    return reverse(name, args=[patient.pk])
+
+
+@pytest.fixture
+def alice_studies(patient):
+    return [make_study(patient, ("CT", "HEAD")), make_study(patient, ("CR", "CHEST"))]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_patient_sees_their_own_pages(patient, alice_studies, page):
+    response = client_for(patient.user).get(url(page, patient))
+    assert response.status_code == 200
+    assert b"Alice Liddell" in response.content
+
+
+@pytest.mark.parametrize("page", [*PAGES, "portal-change"])
+def test_another_patients_pages_are_not_found(patient, other_patient, page):
+    make_study(other_patient, ("MR", "KNEE"))
+    response = client_for(patient.user).get(url(page, other_patient),
+                                            {"purpose": "education", "decision": "deny",
+                                             "scope_kind": "all"})
+    assert response.status_code == 404
+
+
+def test_posting_a_choice_for_another_patient_is_not_found_and_changes_nothing(
+        patient, other_patient):
+    response = client_for(patient.user).post(url("portal-change", other_patient), {
+        "purpose": "education", "decision": "deny", "scope_kind": "all"})
+    assert response.status_code == 404
+    assert ConsentRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize("persona", ["staff", "auditor", "outsider"])
+def test_people_who_are_not_the_patient_get_not_found(request, patient, persona):
+    user = request.getfixturevalue(persona)
+    for page in PAGES:
+        assert client_for(user).get(url(page, patient)).status_code == 404
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(patient):
+    response = Client().get(url("portal-choices", patient))
+    assert response.status_code == 302
+    assert "/login/" in response.headers["Location"]
+
+
+def test_changing_a_choice_asks_for_confirmation_then_records_it(patient, alice_studies):
+    client = client_for(patient.user)
+    params = {"purpose": "ai-training", "decision": "deny", "scope_kind": "body_part",
+              "scope_value": "HEAD"}
+    confirm = client.get(url("portal-change", patient), params)
+    assert confirm.status_code == 200
+    assert b"Confirm your choice" in confirm.content
+    assert ConsentRecord.objects.count() == 0  # nothing until confirmed
+
+    done = client.post(url("portal-change", patient), params, follow=True)
+    assert done.status_code == 200
+    assert "Saved" in done.content.decode()
+    record = ConsentRecord.objects.get()
+    assert (record.decision, record.scope_kind, record.scope_value, record.source) == (
+        "deny", "body_part", "HEAD", "portal")
+    assert record.recorded_by_id == patient.user_id
+    event = AuditEvent.objects.get(action="consent.withdrawn")
+    assert event.actor_label == patient.user.username
+
+    history = client.get(url("portal-history", patient)).content.decode()
+    assert "scans of the head" in history and "by you, online" in history
+
+
+def test_my_scans_shows_what_is_allowed_per_purpose(patient, alice_studies):
+    client = client_for(patient.user)
+    client.post(url("portal-change", patient), {"purpose": "ai-training",
+                                                "decision": "permit", "scope_kind": "all"})
+    client.post(url("portal-change", patient), {"purpose": "ai-training", "decision": "deny",
+                                                "scope_kind": "body_part",
+                                                "scope_value": "head"})
+    page = client.get(url("portal-scans", patient)).content.decode()
+    head_row = page.split(f'data-study="{alice_studies[0].study_uid}"')[1].split("</tr>")[0]
+    chest_row = page.split(f'data-study="{alice_studies[1].study_uid}"')[1].split("</tr>")[0]
+    ai_cell = 'data-purpose="ai-training">'
+    assert head_row.split(ai_cell)[1].lstrip().startswith('<span class="no">Not allowed')
+    assert chest_row.split(ai_cell)[1].lstrip().startswith('<span class="yes">Allowed')
+
+
+@pytest.mark.parametrize("params", [
+    {"purpose": "no-such-purpose", "decision": "deny", "scope_kind": "all"},
+    {"purpose": "education", "decision": "perhaps", "scope_kind": "all"},
+    {"purpose": "education", "decision": "deny", "scope_kind": "study",
+     "scope_value": "1.2.3.999"},
+    {"purpose": "education", "decision": "deny", "scope_kind": "modality",
+     "scope_value": "<script>"},
+    {},
+])
+def test_bad_changes_are_explained_and_change_nothing(patient, params):
+    response = client_for(patient.user).post(url("portal-change", patient), params,
+                                             follow=True)
+    assert response.status_code == 200
+    assert "nothing was changed" in response.content.decode().lower()
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_a_guardian_manages_a_dependants_choices_labelled_as_such(patient, other_patient):
+    parent = make_user("pat-parent", "patient")
+    Guardianship.objects.create(patient=other_patient, user=parent, relationship="parent")
+    client = client_for(parent)
+    page = client.get(url("portal-choices", other_patient)).content.decode()
+    assert "Acting as parent" in page
+    client.post(url("portal-change", other_patient), {"purpose": "education",
+                                                      "decision": "deny", "scope_kind": "all"})
+    record = ConsentRecord.objects.get()
+    assert (record.patient, record.proxy_relationship) == (other_patient, "parent")
+    assert "(parent)" in client.get(url("portal-history", other_patient)).content.decode()
+    # The guardian is still not anybody else's guardian.
+    assert client.get(url("portal-choices", patient)).status_code == 404
+
+
+def test_uses_page_explains_its_empty_state(patient):
+    page = client_for(patient.user).get(url("portal-uses", patient)).content.decode()
+    assert "No one has used your scans" in page
+
+
+def test_a_new_consent_text_asks_for_review(patient):
+    client = client_for(patient.user)
+    client.post(url("portal-change", patient), {"purpose": "education", "decision": "deny",
+                                                "scope_kind": "all"})
+    assert "has changed" not in client.get(url("portal-choices", patient)).content.decode()
+    ConsentForm.objects.create(code="imaging-use", version=2, title="v2", text="new text",
+                               text_sha256="0" * 64, published_at=timezone.now())
+    assert "has changed" in client.get(url("portal-choices", patient)).content.decode()
+
+
+# Invitations.
+
+def invite(staff, patient, email="alice@example.org"):
+    response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
+                                      {"email": email})
+    assert response.status_code == 200
+    link = response.content.decode().split('id="invite-link" href="')[1].split('"')[0]
+    return link.replace("http://testserver", "")
+
+
+def test_an_invited_patient_sets_a_password_once(staff, db):
+    from consent.models import Patient
+
+    patient = Patient.objects.create(issuer="LOCAL", mrn="NEW-1", name="New^Patient")
+    link = invite(staff, patient)
+    visitor = Client()
+    assert visitor.get(link).status_code == 200
+    weak = visitor.post(link, {"password1": "123", "password2": "123"})
+    assert weak.status_code == 200 and b"too short" in weak.content
+    done = visitor.post(link, {"password1": "a-long-passphrase-9", "password2":
+                               "a-long-passphrase-9"}, follow=True)
+    assert done.status_code == 200
+    patient.refresh_from_db()
+    assert patient.user is not None and patient.user.check_password("a-long-passphrase-9")
+    again = Client().get(link)
+    assert again.status_code == 410 and b"already been used" in again.content
+    assert AuditEvent.objects.filter(action="portal.joined").count() == 1
+
+
+def test_an_expired_invite_says_so(staff, patient):
+    link = invite(staff, patient)
+    PatientInvite.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    response = Client().get(link)
+    assert response.status_code == 410
+    assert b"expired" in response.content
+
+
+def test_a_made_up_invite_link_is_refused(db):
+    response = Client().get("/portal/invite/not-a-real-token/")
+    assert response.status_code == 410
+    assert b"not valid" in response.content
+
+
+def test_a_bad_email_is_refused_and_no_invite_is_made(staff, patient):
+    response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
+                                      {"email": "not-an-email"})
+    assert response.status_code == 200
+    assert PatientInvite.objects.count() == 0
+
+
+@pytest.mark.parametrize("persona", ["auditor", "outsider"])
+def test_only_staff_may_invite(request, persona, patient):
+    user = request.getfixturevalue(persona)
+    response = client_for(user).post(f"/desk/patients/{patient.pk}/invite/",
+                                     {"email": "x@example.org"})
+    assert response.status_code == 403
+    assert PatientInvite.objects.count() == 0
+
+
+def test_a_patient_may_not_invite(patient):
+    response = client_for(patient.user).post(f"/desk/patients/{patient.pk}/invite/",
+                                             {"email": "x@example.org"})
+    assert response.status_code == 403
