@@ -8,6 +8,7 @@ urlpatterns = [
     path("<int:patient_id>/choices/", views.choices, name="portal-choices"),
     path("<int:patient_id>/choices/change/", views.change, name="portal-change"),
     path("<int:patient_id>/scans/", views.scans, name="portal-scans"),
+    path("<int:patient_id>/scans/<int:study_id>/", views.scan, name="portal-scan"),
     path("<int:patient_id>/history/", views.history, name="portal-history"),
     path("<int:patient_id>/uses/", views.uses, name="portal-uses"),
 ]

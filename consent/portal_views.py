@@ -118,6 +118,15 @@ def scans(request, patient_id: int):
 
 
 @login_required
+def scan(request, patient_id: int, study_id: int):
+    patient = selectors.patient_for_user(request.user, patient_id)
+    study = selectors.study_for_patient(patient, study_id)
+    return render(request, "portal/scan.html", {
+        **_context(request, patient, "scans"), "study": study,
+        "decisions": selectors.study_decisions(study, timezone.now())})
+
+
+@login_required
 def history(request, patient_id: int):
     patient = selectors.patient_for_user(request.user, patient_id)
     return render(request, "portal/history.html", {

@@ -10,7 +10,13 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from audit.models import AuditEvent
-from consent.engine import ConsentDecision, PurposeTree, decide_in_general, decide_many
+from consent.engine import (
+    ConsentDecision,
+    PurposeTree,
+    decide,
+    decide_in_general,
+    decide_many,
+)
 from consent.models import (
     ConsentForm,
     ConsentRecord,
@@ -120,6 +126,11 @@ def scans_with_decisions(patient: Patient, at: datetime
                                             tree=tree).items():
             grid[(study_id, purpose.pk)] = result
     return studies, purposes, grid
+
+
+def study_decisions(study: ImagingStudy, at: datetime) -> list[tuple[Purpose, ConsentDecision]]:
+    tree = PurposeTree.load()
+    return [(purpose, decide(study, purpose, at, tree=tree)) for purpose in _tree_order(tree)]
 
 
 def patient_history(patient: Patient) -> QuerySet[ConsentRecord]:

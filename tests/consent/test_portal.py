@@ -216,3 +216,16 @@ def test_a_patient_may_not_invite(patient):
     response = client_for(patient.user).post(f"/desk/patients/{patient.pk}/invite/",
                                              {"email": "x@example.org"})
     assert response.status_code == 403
+
+
+def test_a_patient_opens_their_own_scan_but_not_someone_elses(patient, other_patient,
+                                                                alice_studies):
+    from django.urls import reverse
+
+    bobs = make_study(other_patient, ("MR", "KNEE"))
+    client = client_for(patient.user)
+    mine = client.get(reverse("portal-scan", args=[patient.pk, alice_studies[0].pk]))
+    assert mine.status_code == 200 and b"Training AI tools" in mine.content
+    assert client.get(reverse("portal-scan", args=[patient.pk, bobs.pk])).status_code == 404
+    assert client.get(reverse("portal-scan", args=[other_patient.pk, bobs.pk])
+                      ).status_code == 404
