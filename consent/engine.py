@@ -38,6 +38,7 @@ from consent.models import (
     ScopeKind,
     Series,
 )
+from consent.wording import mid_sentence
 
 logger = logging.getLogger(__name__)
 
@@ -133,16 +134,17 @@ def conclude(purpose: Purpose, candidates: Iterable[Candidate]) -> ConsentDecisi
     if permits:
         return ConsentDecision(True, "Allowed: " + "; ".join(map(_describe, permits)) + ".",
                                tuple(c.record_id for c in permits))
+    name = mid_sentence(purpose.name)
     if purpose.default_policy == Policy.OPT_OUT:
-        return ConsentDecision(True, f"Allowed: no choice on file for {purpose.name.lower()}, "
+        return ConsentDecision(True, f"Allowed: no choice on file for {name}, "
                                      "which is allowed unless the patient says no (opt-out).")
-    return ConsentDecision(False, f"Not allowed: no choice on file for {purpose.name.lower()}, "
+    return ConsentDecision(False, f"Not allowed: no choice on file for {name}, "
                                   "which needs the patient's yes (opt-in).")
 
 
 def _describe(candidate: Candidate) -> str:
     verb = "said yes to" if candidate.decision == Decision.PERMIT else "said no to"
-    return (f"the patient {verb} {candidate.purpose.name.lower()} for "
+    return (f"the patient {verb} {mid_sentence(candidate.purpose.name)} for "
             f"{_scope_words(candidate.scope_kind, candidate.scope_value)} "
             f"(record {candidate.record_id}, {candidate.recorded_at:%Y-%m-%d})")
 

@@ -17,6 +17,7 @@ from consent.forms import ChoiceChangeForm, SetPasswordForm
 from consent.models import ScopeKind, Source
 from consent.roles import Role
 from consent.services import InviteInvalid, consent_record, invite_accept, invite_check
+from consent.wording import mid_sentence
 
 
 def _context(request, patient, tab):
@@ -45,8 +46,7 @@ def choices(request, patient_id: int):
         "choices": selectors.purpose_choices(patient, now),
         "exceptions": selectors.exceptions(patient, now),
         "studies": studies,
-        "modalities": sorted({m for s in studies for m in s.modalities.split("\\") if m}),
-        "body_parts": sorted({b for s in studies for b in s.body_parts.split("\\") if b}),
+        **selectors.scan_kinds(patient),
         "form": ChoiceChangeForm(),
     })
 
@@ -88,7 +88,7 @@ def change(request, patient_id: int):
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
         return redirect("portal-choices", patient_id=patient.pk)
     answer = "Yes" if data["decision"] == "permit" else "No"
-    messages.success(request, f"Saved: “{answer}” to {purpose.name.lower()} for "
+    messages.success(request, f"Saved: “{answer}” to {mid_sentence(purpose.name)} for "
                               f"{scope_label}. You can change this at any time.")
     return redirect("portal-choices", patient_id=patient.pk)
 

@@ -24,6 +24,7 @@ from consent.models import (
     ImagingStudy,
     Patient,
     Purpose,
+    Series,
 )
 
 # Ledger actions that are a use or disclosure of a patient's data, as the patient sees them.
@@ -49,6 +50,13 @@ def guardianship(user: AbstractBaseUser, patient: Patient) -> Guardianship | Non
     if patient.user_id == user.pk:
         return None
     return Guardianship.objects.filter(patient=patient, user=user).first()
+
+
+def scan_kinds(patient: Patient) -> dict[str, list[str]]:
+    """The modalities and body parts among the patient's series, for exception choices."""
+    rows = Series.objects.filter(study__patient=patient).values_list("modality", "body_part")
+    return {"modalities": sorted({m.upper() for m, _ in rows if m}),
+            "body_parts": sorted({b.upper() for _, b in rows if b})}
 
 
 def study_for_patient(patient: Patient, study_id: int) -> ImagingStudy:

@@ -1,5 +1,7 @@
 from django import template
 
+from consent.wording import mid_sentence
+
 register = template.Library()
 
 
@@ -10,3 +12,6 @@ def person_name(dicom_name: str) -> str:
     parts += [""] * (5 - len(parts))
     family, given, middle, prefix, suffix = parts[:5]
     return " ".join(p for p in (prefix, given, middle, family, suffix) if p)
+
+
+register.filter("mid_sentence", mid_sentence)

@@ -1,0 +1,109 @@
+"""A patient in a real browser (Playwright driving Debian's chromium): accepts an invite,
+sets a password, says no to AI training for head scans, sees it on "My scans" and in
+"History", and cannot open another patient's study. Screenshots go to docs/screenshots/.
+
+Skipped only where /usr/bin/chromium is missing outside CI; CI installs it."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from audit.ledger import Actor
+from consent.services import patient_invite
+from tests.consent.factories import make_study
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"),
+    reason="needs Debian's chromium at /usr/bin/chromium (CI installs it)")
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # are ordinary synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        yield page
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_patient_accepts_invite_opts_out_of_ai_for_head_scans(committed_db, live_server,
+                                                              browser_page, staff, patient,
+                                                              other_patient):
+    page = browser_page
+    head = make_study(patient, ("CT", "HEAD"))
+    chest = make_study(patient, ("CR", "CHEST"))
+    for study, description, modality, part in [(head, "CT HEAD WITHOUT CONTRAST", "CT", "HEAD"),
+                                               (chest, "CR CHEST PA", "CR", "CHEST")]:
+        type(study).objects.filter(pk=study.pk).update(
+            description=description, study_date="2026-03-02", modalities=modality,
+            body_parts=part)
+    bobs_study = make_study(other_patient, ("MR", "KNEE"))
+    patient.user = None
+    patient.save(update_fields=["user"])
+    _, token = patient_invite(patient=patient, email="alice@example.org",
+                              actor=Actor(label=staff.username, role="staff"))
+
+    page.goto(f"{live_server.url}/portal/invite/{token}/")
+    page.get_by_label("New password", exact=True).fill("a-long-passphrase-9")
+    page.get_by_label("New password again").fill("a-long-passphrase-9")
+    page.get_by_role("button", name="Set password").click()
+    page.wait_for_url("**/choices/")
+    assert page.get_by_role("heading", name="My choices").is_visible()
+    shot(page, "portal-choices")
+
+    page.get_by_role("button", name="Say yes to Training AI tools", exact=True).click()
+    page.get_by_role("button", name="Confirm").click()
+    assert "Saved" in page.locator(".messages").inner_text()
+
+    page.get_by_text("Make an exception for one scan or a kind of scan").click()
+    page.get_by_label("Use").select_option("ai-training")
+    page.get_by_label("Answer").select_option("deny")
+    page.get_by_label("For").select_option("body_part")
+    page.get_by_label("Which").select_option("HEAD")
+    page.get_by_role("button", name="Continue").click()
+    assert "scans of your head" in page.locator(".confirm-text").inner_text()
+    shot(page, "portal-confirm")
+    page.get_by_role("button", name="Confirm").click()
+    assert "Saved" in page.locator(".messages").inner_text()
+
+    page.get_by_role("link", name="My scans").click()
+    head_cell = page.locator(f'tr[data-study="{head.study_uid}"] td[data-purpose="ai-training"]')
+    chest_cell = page.locator(
+        f'tr[data-study="{chest.study_uid}"] td[data-purpose="ai-training"]')
+    assert head_cell.inner_text().startswith("Not allowed")
+    assert chest_cell.inner_text().startswith("Allowed")
+    shot(page, "portal-scans")
+
+    page.get_by_role("link", name="History").click()
+    assert "scans of the head" in page.locator(".history").inner_text()
+    shot(page, "portal-history")
+
+    page.get_by_role("link", name="Who used my data").click()
+    assert "No one has used your scans" in page.content()
+    shot(page, "portal-uses")
+
+    own = page.goto(f"{live_server.url}/portal/{patient.pk}/scans/{head.pk}/")
+    assert own.status == 200
+    response = page.goto(f"{live_server.url}/portal/{patient.pk}/scans/{bobs_study.pk}/")
+    assert response.status == 404
+    response = page.goto(f"{live_server.url}/portal/{other_patient.pk}/scans/{bobs_study.pk}/")
+    assert response.status == 404
+    response = page.goto(f"{live_server.url}/portal/{other_patient.pk}/choices/")
+    assert response.status == 404
