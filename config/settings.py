@@ -243,6 +243,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "outbox.tasks.sweep", "schedule": 60.0},
     "ledger-seal": {"task": "audit.tasks.seal", "schedule": 30.0},
+    "consent-expiry-reminders": {"task": "consent.tasks.remind_expiring",
+                                 "schedule": 24 * 60 * 60.0},
 }
 
 # Consentry's own settings.

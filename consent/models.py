@@ -292,3 +292,13 @@ class PatientInvite(models.Model):
 
     def __str__(self) -> str:
         return f"invite for {self.patient} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class ExpiryReminder(models.Model):
+    """A reminder sent for a choice that is about to expire; one per record, ever."""
+
+    record = models.OneToOneField(ConsentRecord, on_delete=models.PROTECT, related_name="+")
+    queued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"reminder for record {self.record_id}"

@@ -81,7 +81,7 @@ class PurposeChoice:
 def purpose_choices(patient: Patient, at: datetime) -> list[PurposeChoice]:
     """Each purpose, in tree order, with what applies to the patient's scans in general."""
     tree = PurposeTree.load()
-    own = _live_records(patient, at)
+    own = live_records(patient, at)
     choices = []
     for purpose in _tree_order(tree):
         choices.append(PurposeChoice(
@@ -94,11 +94,11 @@ def purpose_choices(patient: Patient, at: datetime) -> list[PurposeChoice]:
 
 def exceptions(patient: Patient, at: datetime) -> list[ConsentRecord]:
     """The patient's choices in force for one study or one kind of scan."""
-    return sorted((r for key, r in _live_records(patient, at).items() if key[1] != "all"),
+    return sorted((r for key, r in live_records(patient, at).items() if key[1] != "all"),
                   key=lambda r: (r.purpose.position, r.scope_kind, r.scope_value))
 
 
-def _live_records(patient: Patient, at: datetime) -> dict[tuple, ConsentRecord]:
+def live_records(patient: Patient, at: datetime) -> dict[tuple, ConsentRecord]:
     newest: dict[tuple, ConsentRecord] = {}
     for record in (ConsentRecord.objects.filter(patient=patient, recorded_at__lte=at,
                                                 effective_from__lte=at)

@@ -55,3 +55,10 @@ def make_record(patient: Patient, purpose_code: str, decision: str, *, scope_kin
         effective_from=at(recorded if effective is None else effective),
         expires_at=None if expires is None else at(expires), source="staff",
         recorded_by_label="test", form=consent_form, text_sha256=consent_form.text_sha256)
+
+
+def today() -> float:
+    """Now, on the ``at(days)`` timeline."""
+    from django.utils import timezone
+
+    return (timezone.now() - at(0)).total_seconds() / 86400
