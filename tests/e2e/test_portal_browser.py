@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from audit.ledger import Actor
 from consent.services import patient_invite
@@ -36,6 +37,9 @@ def browser_page(monkeypatch):
         page = browser.new_page(viewport={"width": 1100, "height": 900})
         yield page
         browser.close()
+        # ORM calls made while Playwright's loop ran opened their own connection; close it
+        # so the test database can be dropped at the end of the run.
+        connections.close_all()
 
 
 def shot(page, name: str) -> None:
