@@ -7,6 +7,7 @@ urlpatterns = [
     path("invite/<str:token>/", views.accept_invite, name="portal-invite"),
     path("<int:patient_id>/choices/", views.choices, name="portal-choices"),
     path("<int:patient_id>/choices/change/", views.change, name="portal-change"),
+    path("<int:patient_id>/choices/keep/", views.reaffirm, name="portal-reaffirm"),
     path("<int:patient_id>/scans/", views.scans, name="portal-scans"),
     path("<int:patient_id>/scans/<int:study_id>/", views.scan, name="portal-scan"),
     path("<int:patient_id>/history/", views.history, name="portal-history"),

@@ -16,7 +16,13 @@ from consent.engine import PurposeTree
 from consent.forms import ChoiceChangeForm, SetPasswordForm
 from consent.models import ScopeKind, Source
 from consent.roles import Role
-from consent.services import InviteInvalid, consent_record, invite_accept, invite_check
+from consent.services import (
+    InviteInvalid,
+    consent_reaffirm,
+    consent_record,
+    invite_accept,
+    invite_check,
+)
 from consent.wording import mid_sentence
 
 
@@ -105,6 +111,24 @@ def _scope_label(patient, kind: str, value: str) -> str:
     if kind == ScopeKind.BODY_PART:
         return f"scans of your {value.lower()}"
     return "all your scans"
+
+
+@login_required
+@require_http_methods(["POST"])
+def reaffirm(request, patient_id: int):
+    """"Keep my choices" after the consent text changed."""
+    patient = selectors.patient_for_user(request.user, patient_id)
+    acting = selectors.guardianship(request.user, patient)
+    kept = consent_reaffirm(
+        patient=patient, form=selectors.current_form(), source=Source.PORTAL,
+        actor=Actor.for_user(request.user, role=Role.PATIENT,
+                             ip=request.META.get("REMOTE_ADDR")),
+        proxy_name=(request.user.get_full_name() or request.user.get_username())
+        if acting else "",
+        proxy_relationship=acting.relationship if acting else "")
+    messages.success(request, f"Thank you. Your {len(kept)} choices are kept under the new "
+                              "text.")
+    return redirect("portal-choices", patient_id=patient.pk)
 
 
 @login_required

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from consent.engine import (
@@ -102,7 +103,7 @@ def live_records(patient: Patient, at: datetime) -> dict[tuple, ConsentRecord]:
     newest: dict[tuple, ConsentRecord] = {}
     for record in (ConsentRecord.objects.filter(patient=patient, recorded_at__lte=at,
                                                 effective_from__lte=at)
-                   .select_related("purpose").order_by("recorded_at", "id")):
+                   .select_related("purpose", "form").order_by("recorded_at", "id")):
         newest[(record.purpose_id, record.scope_kind, record.scope_value)] = record
     return {key: r for key, r in newest.items() if r.expires_at is None or r.expires_at > at}
 
@@ -152,9 +153,10 @@ def patient_uses(patient: Patient) -> QuerySet[AuditEvent]:
             .order_by("-id"))
 
 
-def needs_review(patient: Patient) -> bool:
-    """True when the patient chose under an older version of the consent text."""
+def needs_review(patient: Patient, at: datetime | None = None) -> bool:
+    """True when a choice in force was made under an older version of the consent text."""
     form = current_form()
-    latest = (ConsentRecord.objects.filter(patient=patient, source="portal")
-              .order_by("-recorded_at").values_list("form__code", "form__version").first())
-    return bool(latest and form and latest[0] == form.code and latest[1] < form.version)
+    if form is None:
+        return False
+    return any(r.form_id != form.pk and r.form.code == form.code and r.form.version < form.version
+               for r in live_records(patient, at or timezone.now()).values())

@@ -106,6 +106,23 @@ def consent_withdraw(*, patient: Patient, purpose: Purpose, actor: Actor, source
         proxy_relationship=proxy_relationship, withdrawal=True)
 
 
+@transaction.atomic
+def consent_reaffirm(*, patient: Patient, actor: Actor, form: ConsentForm, source: str,
+                     proxy_name: str = "", proxy_relationship: str = "") -> list[ConsentRecord]:
+    """Keep every choice in force, now under the current consent text: one new record each,
+    same decision, scope and expiry."""
+    from consent.selectors import live_records
+
+    now = timezone.now()
+    return [
+        consent_record(patient=patient, purpose=old.purpose, decision=old.decision,
+                       actor=actor, source=source, form=form, scope_kind=old.scope_kind,
+                       scope_value=old.scope_value, expires_at=old.expires_at,
+                       proxy_name=proxy_name, proxy_relationship=proxy_relationship)
+        for old in live_records(patient, now).values() if old.form_id != form.pk
+    ]
+
+
 INVITE_LIFETIME = timedelta(hours=72)
 
 

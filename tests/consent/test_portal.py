@@ -143,14 +143,29 @@ def test_uses_page_explains_its_empty_state(patient):
     assert "No one has used your scans" in page
 
 
-def test_a_new_consent_text_asks_for_review(patient):
+def test_a_new_consent_text_asks_for_review_until_the_patient_keeps_or_changes(patient):
     client = client_for(patient.user)
     client.post(url("portal-change", patient), {"purpose": "education", "decision": "deny",
                                                 "scope_kind": "all"})
+    client.post(url("portal-change", patient), {"purpose": "ai-training", "decision": "permit",
+                                                "scope_kind": "all"})
     assert "has changed" not in client.get(url("portal-choices", patient)).content.decode()
-    ConsentForm.objects.create(code="imaging-use", version=2, title="v2", text="new text",
-                               text_sha256="0" * 64, published_at=timezone.now())
+    v2 = ConsentForm.objects.create(code="imaging-use", version=2, title="v2", text="new",
+                                    text_sha256="0" * 64, published_at=timezone.now())
     assert "has changed" in client.get(url("portal-choices", patient)).content.decode()
+
+    kept = client.post(url("portal-reaffirm", patient), follow=True).content.decode()
+    assert "has changed" not in kept
+    assert "2 choices are kept" in kept
+    latest = ConsentRecord.objects.filter(form=v2)
+    assert sorted(latest.values_list("purpose__code", "decision")) == [
+        ("ai-training", "permit"), ("education", "deny")]
+
+
+def test_keeping_choices_for_another_patient_is_not_found(patient, other_patient):
+    response = client_for(patient.user).post(url("portal-reaffirm", other_patient))
+    assert response.status_code == 404
+    assert ConsentRecord.objects.count() == 0
 
 
 # Invitations.
