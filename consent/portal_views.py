@@ -88,7 +88,6 @@ def change(request, patient_id: int):
             proxy_name=request.user.get_full_name() or request.user.get_username()
             if acting else "",
             proxy_relationship=acting.relationship if acting else "",
-            withdrawal=data["decision"] == "deny",
         )
     except ValidationError as exc:
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))

@@ -68,9 +68,11 @@ def consent_record(
     proxy_name: str = "",
     proxy_relationship: str = "",
     witness: str = "",
-    withdrawal: bool = False,
 ) -> ConsentRecord:
-    """Record one choice. Nothing is edited: a change of mind is a newer record."""
+    """Record one choice. Nothing is edited: a change of mind is a newer record.
+
+    A deny that replaces a permit for the same purpose and scope is a withdrawal, and the
+    ledger says so."""
     if decision not in Decision.values:
         raise ValidationError({"decision": f"must be permit or deny, not {decision!r}"})
     if source not in Source.values:
@@ -82,15 +84,21 @@ def consent_record(
     if bool(proxy_name) != bool(proxy_relationship):
         raise ValidationError({"proxy_relationship": "a proxy needs both a name and a "
                                                      "relationship to the patient"})
+    scope_value = normalise_scope(patient=patient, scope_kind=scope_kind,
+                                  scope_value=scope_value)
+    previous = (ConsentRecord.objects
+                .filter(patient=patient, purpose=purpose, scope_kind=scope_kind,
+                        scope_value=scope_value)
+                .order_by("-recorded_at", "-id").values_list("decision", flat=True).first())
     record = ConsentRecord.objects.create(
         patient=patient, purpose=purpose, decision=decision, scope_kind=scope_kind,
-        scope_value=normalise_scope(patient=patient, scope_kind=scope_kind,
-                                    scope_value=scope_value),
+        scope_value=scope_value,
         effective_from=effective_from, expires_at=expires_at, recorded_at=now,
         source=source, recorded_by_id=actor.user_id, recorded_by_label=actor.label,
         proxy_name=proxy_name, proxy_relationship=proxy_relationship, witness=witness,
         form=form, text_sha256=form.text_sha256,
     )
+    withdrawal = previous == Decision.PERMIT and decision == Decision.DENY
     ledger.record_drafts([events.consent_recorded(actor=actor, record=record,
                                                   withdrawal=withdrawal)])
     return record
@@ -103,7 +111,7 @@ def consent_withdraw(*, patient: Patient, purpose: Purpose, actor: Actor, source
     return consent_record(
         patient=patient, purpose=purpose, decision=Decision.DENY, actor=actor, source=source,
         form=form, scope_kind=scope_kind, scope_value=scope_value, proxy_name=proxy_name,
-        proxy_relationship=proxy_relationship, withdrawal=True)
+        proxy_relationship=proxy_relationship)
 
 
 @transaction.atomic

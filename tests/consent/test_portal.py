@@ -84,7 +84,7 @@ def test_changing_a_choice_asks_for_confirmation_then_records_it(patient, alice_
     assert (record.decision, record.scope_kind, record.scope_value, record.source) == (
         "deny", "body_part", "HEAD", "portal")
     assert record.recorded_by_id == patient.user_id
-    event = AuditEvent.objects.get(action="consent.withdrawn")
+    event = AuditEvent.objects.get(action="consent.recorded")  # a first no, not a withdrawal
     assert event.actor_label == patient.user.username
 
     history = client.get(url("portal-history", patient)).content.decode()

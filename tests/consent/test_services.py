@@ -51,6 +51,17 @@ def test_withdrawal_is_a_newer_deny_and_the_permit_stays_on_file():
     assert AuditEvent.objects.filter(action="consent.withdrawn").count() == 1
 
 
+def test_only_a_deny_that_replaces_a_permit_is_a_withdrawal():
+    patient = make_patient()
+    record(patient, decision="deny")
+    record(patient, scope_kind="modality", scope_value="MR")
+    record(patient, scope_kind="modality", scope_value="CT", decision="deny")
+    assert AuditEvent.objects.filter(action="consent.withdrawn").count() == 0
+    record(patient, decision="permit")
+    record(patient, decision="deny")
+    assert AuditEvent.objects.filter(action="consent.withdrawn").count() == 1
+
+
 def test_modality_and_body_part_scopes_are_stored_upper_case():
     patient = make_patient()
     assert record(patient, scope_kind="body_part", scope_value=" head ").scope_value == "HEAD"

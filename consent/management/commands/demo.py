@@ -79,4 +79,4 @@ class Command(BaseCommand):
                        actor=me, source="portal", form=form)
         consent_record(patient=patient, purpose=purpose["ai-training"], decision="deny",
                        actor=me, source="portal", form=form, scope_kind="body_part",
-                       scope_value="HEAD", withdrawal=True)
+                       scope_value="HEAD")
