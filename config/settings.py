@@ -211,6 +211,8 @@ SECURE_CSP = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "consent.api_access.ApiTokenAuthentication",
+        # Browsers keep CSRF protection: DRF's session authentication enforces it.
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -11,34 +11,22 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.ledger import Actor
+from consent.api_access import request_actor, scoped
 from consent.dicom import DicomHeader
-from consent.models import Instance
+from consent.models import Instance, TokenScope
 from consent.registration import FileOutcome, Status, dicom_register, read_or_reject
-from consent.roles import Role, has_role, primary_role
-
-
-class CanIngest(BasePermission):
-    message = "Only staff and data stewards may register DICOM files."
-
-    def has_permission(self, request, view) -> bool:
-        return has_role(request.user, Role.STAFF, Role.STEWARD)
-
-
-def request_actor(request) -> Actor:
-    return Actor.for_user(request.user, role=primary_role(request.user),
-                          ip=request.META.get("REMOTE_ADDR"))
+from consent.roles import Role
 
 
 class StudyIngestApi(APIView):
     """Upload DICOM files (multipart, field ``files``); each gets its own answer."""
 
     parser_classes = [MultiPartParser]
-    permission_classes = [CanIngest]
+    permission_classes = [scoped(TokenScope.INGEST, Role.STAFF, Role.STEWARD)]
 
     class InputSerializer(serializers.Serializer):
         files = serializers.ListField(child=serializers.FileField(allow_empty_file=True),

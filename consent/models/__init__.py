@@ -1,7 +1,7 @@
 """The consent app's models, by subject: the registry (patients and imaging), what patients
 chose (purposes, forms, records), and ways in (invitations, tokens)."""
 
-from consent.models.access import PatientInvite
+from consent.models.access import ApiToken, PatientInvite, TokenScope
 from consent.models.choices import (
     ConsentForm,
     ConsentRecord,
@@ -24,7 +24,23 @@ from consent.models.registry import (
 )
 
 __all__ = [
-    "ConsentForm", "ConsentRecord", "Decision", "ExpiryReminder", "Guardianship",
-    "ImagingStudy", "IngestJob", "IngestStatus", "Instance", "Patient", "PatientInvite",
-    "Policy", "Purpose", "ScopeKind", "Series", "Sex", "Source",
+    "ApiToken",
+    "ConsentForm",
+    "ConsentRecord",
+    "Decision",
+    "ExpiryReminder",
+    "Guardianship",
+    "ImagingStudy",
+    "IngestJob",
+    "IngestStatus",
+    "Instance",
+    "Patient",
+    "PatientInvite",
+    "Policy",
+    "Purpose",
+    "ScopeKind",
+    "Series",
+    "Sex",
+    "Source",
+    "TokenScope",
 ]

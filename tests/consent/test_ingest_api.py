@@ -105,7 +105,8 @@ def test_only_staff_and_stewards_may_upload(client_for, request, persona, corpus
 
 def test_anonymous_upload_is_refused(client_for, corpus, db):
     response = upload(client_for(None), open_file(corpus / "CT_small.dcm"))
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert Instance.objects.count() == 0
 
 
