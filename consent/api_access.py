@@ -1,6 +1,7 @@
 """How API callers are identified and what they may do: sessions (with CSRF) for people,
 bearer tokens with scopes for systems."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
@@ -53,3 +54,14 @@ def request_actor(request) -> Actor:
     return Actor.for_user(request.user, role="system" if token else primary_role(request.user),
                           ip=request.META.get("REMOTE_ADDR"),
                           api_token=token.prefix if token else "")
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes token authentication."""
+
+    target_class = "consent.api_access.ApiTokenAuthentication"
+    name = "apiToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "An API token made by staff: 'Authorization: Bearer cst_…'."}
