@@ -7,17 +7,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.ledger import Actor
 from consent.api_access import request_actor, scoped
-from consent.dicom import DicomHeader
-from consent.models import Instance, TokenScope
+from consent.checks import MAX_STUDIES, consent_check
+from consent.dicom import UID_PATTERN, DicomHeader
+from consent.engine import ConsentUnavailable
+from consent.models import Instance, Patient, TokenScope
 from consent.registration import FileOutcome, Status, dicom_register, read_or_reject
 from consent.roles import Role
 
@@ -105,3 +108,89 @@ def _store(temporary: Path, sha256: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(temporary, target)
     return target
+
+
+class UidField(serializers.RegexField):
+    """A DICOM UID given as a JSON string: numbers are refused, not converted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(UID_PATTERN, max_length=64, error_messages={
+            "invalid": "Not a DICOM UID (digits and dots, at most 64 characters)."}, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ConsentCheckApi(APIView):
+    """May these studies be used for this purpose? One answer per study, with its reason and
+    the deciding consent records; unknown StudyInstanceUIDs are listed, never dropped."""
+
+    permission_classes = [scoped(TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD)]
+
+    class InputSerializer(serializers.Serializer):
+        purpose = serializers.SlugField(max_length=64)
+        study_instance_uids = serializers.ListField(
+            child=UidField(), required=False, allow_empty=False, max_length=MAX_STUDIES)
+        patient_mrn = serializers.CharField(max_length=64, required=False)
+        patient_issuer = serializers.CharField(max_length=64, required=False)
+        at = serializers.DateTimeField(required=False)
+
+        def validate(self, data):
+            if bool(data.get("study_instance_uids")) == bool(data.get("patient_mrn")):
+                raise serializers.ValidationError(
+                    {"study_instance_uids": "Give either study_instance_uids or patient_mrn."})
+            return data
+
+    class AnswerSerializer(serializers.Serializer):
+        study_instance_uid = serializers.CharField()
+        allowed = serializers.BooleanField()
+        decision = serializers.ChoiceField(choices=["permit", "deny"])
+        reason = serializers.CharField()
+        deciding_record_ids = serializers.ListField(child=serializers.IntegerField())
+        by_default_policy = serializers.BooleanField()
+
+    class OutputSerializer(serializers.Serializer):
+        purpose = serializers.CharField()
+        at = serializers.DateTimeField()
+        results = serializers.ListField(child=serializers.DictField())
+        unknown = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        patient = None
+        if data.get("patient_mrn"):
+            patient = Patient.objects.filter(
+                mrn=data["patient_mrn"],
+                issuer=data.get("patient_issuer") or settings.CONSENTRY_DEFAULT_MRN_ISSUER,
+            ).first()
+            if patient is None:
+                raise ValidationError({"patient_mrn": ["No patient with this MRN."]})
+        try:
+            result = consent_check(
+                purpose_code=data["purpose"], at=data.get("at") or timezone.now(),
+                actor=request_actor(request), study_uids=data.get("study_instance_uids"),
+                patient=patient)
+        except LookupError:
+            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        except ConsentUnavailable:
+            raise ServiceUnavailable() from None
+        return Response({
+            "purpose": result.purpose_code, "at": result.at,
+            "results": [{
+                "study_instance_uid": a.study_uid, "allowed": a.decision.allowed,
+                "decision": a.decision.decision, "reason": a.decision.reason,
+                "deciding_record_ids": list(a.decision.record_ids),
+                "by_default_policy": a.decision.by_default_policy,
+            } for a in result.answers],
+            "unknown": result.unknown,
+        })
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_detail = "Consent could not be read; treat every study as not allowed."
