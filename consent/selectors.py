@@ -71,6 +71,13 @@ def current_form(code: str = "imaging-use") -> ConsentForm:
     return ConsentForm.objects.filter(code=code).order_by("-version").first()
 
 
+def consent_form(*, version: int | None, code: str = "imaging-use") -> ConsentForm | None:
+    """A given version of the form, or the current one when no version is given."""
+    if version is None:
+        return current_form(code)
+    return ConsentForm.objects.filter(code=code, version=version).first()
+
+
 @dataclass(frozen=True)
 class PurposeChoice:
     purpose: Purpose
@@ -160,3 +167,40 @@ def needs_review(patient: Patient, at: datetime | None = None) -> bool:
         return False
     return any(r.form_id != form.pk and r.form.code == form.code and r.form.version < form.version
                for r in live_records(patient, at or timezone.now()).values())
+
+
+def patient_search(*, query: str = "", mrn: str = "", issuer: str = "") -> QuerySet[Patient]:
+    """Staff look-up: by MRN (exact), name (contains), accession or StudyInstanceUID."""
+    patients = Patient.objects.order_by("issuer", "mrn")
+    if mrn:
+        patients = patients.filter(mrn=mrn)
+    if issuer:
+        patients = patients.filter(issuer=issuer)
+    query = query.strip()
+    if query:
+        patients = patients.filter(
+            Q(mrn=query) | Q(name__icontains=query.replace(" ", "^"))
+            | Q(name__icontains=query)
+            | Q(studies__accession_number=query) | Q(studies__study_uid=query)).distinct()
+    return patients
+
+
+def study_search(*, mrn: str = "", issuer: str = "", accession: str = "", study_uid: str = "",
+                 date_from=None, date_to=None, modality: str = "") -> QuerySet[ImagingStudy]:
+    studies = ImagingStudy.objects.select_related("patient").order_by("-study_date", "pk")
+    if mrn:
+        studies = studies.filter(patient__mrn=mrn)
+    if issuer:
+        studies = studies.filter(patient__issuer=issuer)
+    if accession:
+        studies = studies.filter(accession_number=accession)
+    if study_uid:
+        studies = studies.filter(study_uid=study_uid)
+    if date_from:
+        studies = studies.filter(study_date__gte=date_from)
+    if date_to:
+        studies = studies.filter(study_date__lte=date_to)
+    if modality:
+        studies = studies.filter(
+            pk__in=Series.objects.filter(modality=modality.upper()).values("study_id"))
+    return studies

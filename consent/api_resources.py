@@ -1,0 +1,222 @@
+"""Read and write resources of the REST API: patients, studies, purposes, consents.
+One class per operation, each with its own small serializers; writes go through services."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import ledger
+from consent import selectors
+from consent.api_access import request_actor, scoped
+from consent.engine import PurposeTree
+from consent.models import ConsentRecord, Decision, Patient, Purpose, ScopeKind, Source, TokenScope
+from consent.roles import Role
+from consent.services import consent_record, consent_withdraw
+
+READERS = (TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD, Role.AUDITOR)
+
+
+class PatientOut(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "issuer", "mrn", "name", "birth_date", "sex"]
+
+
+class PatientListApi(generics.ListAPIView):
+    """Find patients by MRN (exact), name (contains), accession or StudyInstanceUID (q)."""
+
+    permission_classes = [scoped(*READERS)]
+    serializer_class = PatientOut
+
+    @extend_schema(parameters=[OpenApiParameter("q", str), OpenApiParameter("mrn", str),
+                               OpenApiParameter("issuer", str)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.patient_search(query=params.get("q", ""), mrn=params.get("mrn", ""),
+                                        issuer=params.get("issuer", ""))
+
+
+class StudyOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    study_instance_uid = serializers.CharField(source="study_uid")
+    patient_id = serializers.IntegerField()
+    patient_mrn = serializers.CharField(source="patient.mrn")
+    accession_number = serializers.CharField()
+    study_date = serializers.DateField(allow_null=True)
+    description = serializers.CharField()
+    modalities = serializers.SerializerMethodField()
+    body_parts = serializers.SerializerMethodField()
+    series_count = serializers.IntegerField()
+    instance_count = serializers.IntegerField()
+
+    def get_modalities(self, study) -> list[str]:
+        return [m for m in study.modalities.split("\\") if m]
+
+    def get_body_parts(self, study) -> list[str]:
+        return [b for b in study.body_parts.split("\\") if b]
+
+
+class StudyFilters(serializers.Serializer):
+    mrn = serializers.CharField(max_length=64, required=False)
+    issuer = serializers.CharField(max_length=64, required=False)
+    accession = serializers.CharField(max_length=64, required=False)
+    study_instance_uid = serializers.CharField(max_length=64, required=False)
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    modality = serializers.RegexField(r"^[A-Za-z]{1,16}$", required=False)
+
+
+class StudyListApi(generics.ListAPIView):
+    permission_classes = [scoped(*READERS)]
+    serializer_class = StudyOut
+
+    @extend_schema(parameters=[StudyFilters])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = StudyFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        return selectors.study_search(
+            mrn=data.get("mrn", ""), issuer=data.get("issuer", ""),
+            accession=data.get("accession", ""),
+            study_uid=data.get("study_instance_uid", ""), date_from=data.get("date_from"),
+            date_to=data.get("date_to"), modality=data.get("modality", ""))
+
+
+class PurposeOut(serializers.ModelSerializer):
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Purpose
+        fields = ["code", "name", "description", "parent", "default_policy", "duo_id"]
+
+
+class PurposeListApi(generics.ListAPIView):
+    """Purposes are not personal data: anyone signed in or holding a token may read them."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = PurposeOut
+    queryset = Purpose.objects.select_related("parent").order_by("position", "code")
+
+
+class ConsentOut(serializers.ModelSerializer):
+    purpose = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    form_version = serializers.IntegerField(source="form.version")
+
+    class Meta:
+        model = ConsentRecord
+        fields = ["id", "patient", "purpose", "decision", "scope_kind", "scope_value",
+                  "effective_from", "expires_at", "recorded_at", "source", "recorded_by_label",
+                  "proxy_name", "proxy_relationship", "witness", "form_version",
+                  "text_sha256"]
+
+
+class PatientConsentListApi(generics.ListAPIView):
+    """A patient's consent records, newest first. Reading them is logged (phi.viewed)."""
+
+    permission_classes = [scoped(*READERS)]
+    serializer_class = ConsentOut
+
+    def get_queryset(self):
+        patient = get_object_or_404(Patient, pk=self.kwargs["patient_id"])
+        ledger.record(action="phi.viewed", event_code="110110",
+                      actor=request_actor(self.request), patient_ref=patient.pk,
+                      details={"what": "consent records", "via": "api"})
+        return selectors.patient_history(patient)
+
+
+class ConsentCreateApi(APIView):
+    """Record a consent given on paper, verbally, or by another system."""
+
+    permission_classes = [scoped(TokenScope.CONSENT_WRITE, Role.STAFF)]
+
+    class InputSerializer(serializers.Serializer):
+        patient = serializers.IntegerField(min_value=1)
+        purpose = serializers.SlugField(max_length=64)
+        decision = serializers.ChoiceField(choices=Decision.choices)
+        scope_kind = serializers.ChoiceField(choices=ScopeKind.choices, default=ScopeKind.ALL)
+        scope_value = serializers.CharField(max_length=64, required=False, default="",
+                                            allow_blank=True)
+        effective_from = serializers.DateTimeField(required=False)
+        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+        source = serializers.ChoiceField(
+            choices=[Source.PAPER, Source.VERBAL, Source.API, Source.STAFF],
+            default=Source.API)
+        proxy_name = serializers.CharField(max_length=200, required=False, default="",
+                                           allow_blank=True)
+        proxy_relationship = serializers.CharField(max_length=64, required=False, default="",
+                                                   allow_blank=True)
+        witness = serializers.CharField(max_length=200, required=False, default="",
+                                        allow_blank=True)
+        form_version = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(request=InputSerializer, responses={201: ConsentOut})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        patient = Patient.objects.filter(pk=data.pop("patient")).first()
+        if patient is None:
+            raise ValidationError({"patient": ["No such patient."]})
+        try:
+            purpose = PurposeTree.load().get(data.pop("purpose"))
+        except LookupError:
+            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        form = selectors.consent_form(version=data.pop("form_version", None))
+        if form is None:
+            raise ValidationError({"form_version": ["No such consent form version."]})
+        if data["source"] == Source.VERBAL and not data["witness"]:
+            raise ValidationError({"witness": ["A verbal consent needs a witness."]})
+        try:
+            record = consent_record(patient=patient, purpose=purpose, form=form,
+                                    actor=request_actor(request), **data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return Response(ConsentOut(record).data, status=status.HTTP_201_CREATED)
+
+
+
+class ConsentWithdrawApi(APIView):
+    """Say no from now on for a purpose and scope: as easy as saying yes."""
+
+    permission_classes = [scoped(TokenScope.CONSENT_WRITE, Role.STAFF)]
+
+    class InputSerializer(serializers.Serializer):
+        patient = serializers.IntegerField(min_value=1)
+        purpose = serializers.SlugField(max_length=64)
+        scope_kind = serializers.ChoiceField(choices=ScopeKind.choices, default=ScopeKind.ALL)
+        scope_value = serializers.CharField(max_length=64, required=False, default="",
+                                            allow_blank=True)
+        source = serializers.ChoiceField(
+            choices=[Source.PAPER, Source.VERBAL, Source.API, Source.STAFF],
+            default=Source.API)
+
+    @extend_schema(request=InputSerializer, responses={201: ConsentOut})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        patient = Patient.objects.filter(pk=data.pop("patient")).first()
+        if patient is None:
+            raise ValidationError({"patient": ["No such patient."]})
+        try:
+            purpose = PurposeTree.load().get(data.pop("purpose"))
+        except LookupError:
+            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        try:
+            record = consent_withdraw(patient=patient, purpose=purpose,
+                                      form=selectors.current_form(),
+                                      actor=request_actor(request), **data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return Response(ConsentOut(record).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,183 @@
+"""The REST resources: patients, studies, purposes, consents. Contract, bad input, scopes."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from audit.ledger import Actor
+from audit.models import AuditEvent
+from consent.models import ConsentRecord
+from consent.tokens import api_token_create
+from tests.consent.factories import make_patient, make_study
+
+
+def as_user(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def with_token(owner, *scopes):
+    _, secret = api_token_create(owner=owner, name="system", scopes=list(scopes),
+                                 actor=Actor(label="admin"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def hospital(db):
+    alice = make_patient("MRN-A")
+    bob = make_patient("MRN-B")
+    studies = {
+        "a-ct": make_study(alice, ("CT", "HEAD")),
+        "a-mr": make_study(alice, ("MR", "KNEE")),
+        "b-ct": make_study(bob, ("CT", "CHEST")),
+    }
+    from consent.models import ImagingStudy
+
+    ImagingStudy.objects.filter(pk=studies["a-ct"].pk).update(accession_number="ACC1",
+                                                               study_date="2025-01-10")
+    ImagingStudy.objects.filter(pk=studies["a-mr"].pk).update(study_date="2026-02-01")
+    return alice, bob, studies
+
+
+def test_patients_are_found_by_mrn_or_accession_and_paginated(staff, hospital):
+    alice, _, _ = hospital
+    body = as_user(staff).get("/api/v1/patients", {"mrn": "MRN-A"}).json()
+    assert body["count"] == 1 and body["results"][0]["id"] == alice.pk
+    assert {"count", "next", "previous", "results"} <= set(body)
+    by_accession = as_user(staff).get("/api/v1/patients", {"q": "ACC1"}).json()
+    assert [p["mrn"] for p in by_accession["results"]] == ["MRN-A"]
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"mrn": "MRN-A"}, {"a-ct", "a-mr"}),
+    ({"accession": "ACC1"}, {"a-ct"}),
+    ({"modality": "ct"}, {"a-ct", "b-ct"}),
+    ({"date_from": "2026-01-01"}, {"a-mr"}),
+    ({"date_to": "2025-12-31"}, {"a-ct"}),
+    ({"mrn": "MRN-A", "modality": "MR"}, {"a-mr"}),
+])
+def test_studies_are_searched_by_each_filter(staff, hospital, params, expected):
+    _, _, studies = hospital
+    results = as_user(staff).get("/api/v1/studies", params).json()["results"]
+    assert {r["study_instance_uid"] for r in results} == {studies[k].study_uid
+                                                          for k in expected}
+
+
+def test_a_study_can_be_found_by_its_uid(staff, hospital):
+    _, _, studies = hospital
+    results = as_user(staff).get("/api/v1/studies", {
+        "study_instance_uid": studies["b-ct"].study_uid}).json()["results"]
+    assert [r["patient_mrn"] for r in results] == ["MRN-B"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"date_from": "last week"}, "date_from"), ({"modality": "C T;"}, "modality"),
+])
+def test_bad_study_filters_get_400_with_the_field(staff, hospital, params, field):
+    response = as_user(staff).get("/api/v1/studies", params)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+
+
+def test_purposes_are_readable_by_anyone_signed_in(patient):
+    body = as_user(patient.user).get("/api/v1/purposes").json()
+    codes = {p["code"]: p for p in body["results"]}
+    assert codes["ai-training"]["parent"] == "research"
+    assert codes["research"]["duo_id"] == "DUO:0000042"
+
+
+def test_staff_record_a_paper_consent_and_list_it(staff, hospital):
+    alice, _, _ = hospital
+    response = as_user(staff).post("/api/v1/consents", {
+        "patient": alice.pk, "purpose": "research", "decision": "permit",
+        "source": "paper", "witness": "R. Clerk"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["form_version"] == 1
+    listed = as_user(staff).get(f"/api/v1/patients/{alice.pk}/consents").json()
+    assert [r["id"] for r in listed["results"]] == [response.json()["id"]]
+    assert AuditEvent.objects.filter(action="phi.viewed", patient_ref=str(alice.pk)).exists()
+
+
+def test_withdrawing_through_the_api(staff, hospital):
+    alice, _, _ = hospital
+    client = as_user(staff)
+    client.post("/api/v1/consents", {"patient": alice.pk, "purpose": "research",
+                                     "decision": "permit"}, format="json")
+    response = client.post("/api/v1/consents/withdraw", {"patient": alice.pk,
+                                                        "purpose": "research"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["decision"] == "deny"
+    assert AuditEvent.objects.filter(action="consent.withdrawn").count() == 1
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"purpose": "research", "decision": "permit"}, "patient"),
+    ({"patient": 999999, "purpose": "research", "decision": "permit"}, "patient"),
+    ({"patient": "PATIENT", "purpose": "research", "decision": "permit"}, "patient"),
+    ({"patient": "{alice}", "purpose": "nothing", "decision": "permit"}, "purpose"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "yes"}, "decision"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "scope_kind": "study", "scope_value": "{bobs_study}"}, "scope_value"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "scope_kind": "all", "scope_value": "MR"}, "scope_value"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "effective_from": "2026-05-01T00:00:00Z", "expires_at": "2026-04-01T00:00:00Z"},
+     "expires_at"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "source": "verbal"}, "witness"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "source": "portal"}, "source"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "form_version": 99}, "form_version"),
+    ({"patient": "{alice}", "purpose": "research", "decision": "permit",
+      "proxy_name": "Dad"}, "proxy_relationship"),
+])
+def test_bad_consent_payloads_get_400_with_the_field_and_write_nothing(staff, hospital,
+                                                                        payload, field):
+    alice, _, studies = hospital
+    payload = {k: (alice.pk if v == "{alice}" else
+                   studies["b-ct"].study_uid if v == "{bobs_study}" else v)
+               for k, v in payload.items()}
+    response = as_user(staff).post("/api/v1/consents", payload, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["field"] == field
+    assert ConsentRecord.objects.count() == 0
+    assert not AuditEvent.objects.filter(action__startswith="consent.").exists()
+
+
+def test_a_token_without_consent_write_cannot_record_consent(staff, hospital):
+    alice, _, _ = hospital
+    payload = {"patient": alice.pk, "purpose": "research", "decision": "permit"}
+    assert with_token(staff, "consent:read").post("/api/v1/consents", payload,
+                                                  format="json").status_code == 403
+    assert with_token(staff, "consent:write").post("/api/v1/consents", payload,
+                                                   format="json").status_code == 201
+    event = AuditEvent.objects.get(action="consent.recorded")
+    assert event.api_token and event.actor_role == "system"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/patients", "/api/v1/studies",
+                                  "/api/v1/patients/{alice}/consents"])
+def test_a_patients_session_cannot_reach_staff_endpoints(patient, hospital, path):
+    alice, _, _ = hospital
+    response = as_user(patient.user).get(path.replace("{alice}", str(alice.pk)))
+    assert response.status_code == 403
+
+
+def test_a_patients_session_cannot_record_consent(patient, hospital):
+    alice, _, _ = hospital
+    response = as_user(patient.user).post("/api/v1/consents", {
+        "patient": alice.pk, "purpose": "research", "decision": "permit"}, format="json")
+    assert response.status_code == 403
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_auditors_read_but_cannot_write(auditor, hospital):
+    alice, _, _ = hospital
+    client = as_user(auditor)
+    assert client.get("/api/v1/studies").status_code == 200
+    response = client.post("/api/v1/consents", {"patient": alice.pk, "purpose": "research",
+                                                "decision": "permit"}, format="json")
+    assert response.status_code == 403
