@@ -229,6 +229,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentSourceEnum": "consent.models.choices.Source",
+        "StaffSourceEnum": "consent.api_resources.STAFF_SOURCES",
+    },
 }
 
 # Celery: with no broker the embedded default runs tasks inline, after commit.

@@ -31,11 +31,11 @@ class StudyIngestApi(APIView):
     parser_classes = [MultiPartParser]
     permission_classes = [scoped(TokenScope.INGEST, Role.STAFF, Role.STEWARD)]
 
-    class InputSerializer(serializers.Serializer):
+    class IngestInputSerializer(serializers.Serializer):
         files = serializers.ListField(child=serializers.FileField(allow_empty_file=True),
                                       allow_empty=False)
 
-    class OutcomeSerializer(serializers.Serializer):
+    class IngestOutcomeSerializer(serializers.Serializer):
         file = serializers.CharField()
         status = serializers.ChoiceField(
             choices=[Status.REGISTERED, Status.KNOWN, Status.CONFLICT, Status.REJECTED])
@@ -43,15 +43,15 @@ class StudyIngestApi(APIView):
         study_instance_uid = serializers.CharField(allow_blank=True)
         sop_instance_uid = serializers.CharField(allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class IngestOutputSerializer(serializers.Serializer):
         registered = serializers.IntegerField()
         known = serializers.IntegerField()
         conflict = serializers.IntegerField()
         rejected = serializers.IntegerField()
         files = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request={"multipart/form-data": InputSerializer},
-                   responses={200: OutputSerializer})
+    @extend_schema(request={"multipart/form-data": IngestInputSerializer},
+                   responses={200: IngestOutputSerializer})
     def post(self, request):
         uploads = request.FILES.getlist("files")
         if not uploads:
@@ -129,7 +129,7 @@ class ConsentCheckApi(APIView):
 
     permission_classes = [scoped(TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD)]
 
-    class InputSerializer(serializers.Serializer):
+    class CheckInputSerializer(serializers.Serializer):
         purpose = serializers.SlugField(max_length=64)
         study_instance_uids = serializers.ListField(
             child=UidField(), required=False, allow_empty=False, max_length=MAX_STUDIES)
@@ -143,7 +143,7 @@ class ConsentCheckApi(APIView):
                     {"study_instance_uids": "Give either study_instance_uids or patient_mrn."})
             return data
 
-    class AnswerSerializer(serializers.Serializer):
+    class CheckAnswerSerializer(serializers.Serializer):
         study_instance_uid = serializers.CharField()
         allowed = serializers.BooleanField()
         decision = serializers.ChoiceField(choices=["permit", "deny"])
@@ -151,15 +151,15 @@ class ConsentCheckApi(APIView):
         deciding_record_ids = serializers.ListField(child=serializers.IntegerField())
         by_default_policy = serializers.BooleanField()
 
-    class OutputSerializer(serializers.Serializer):
+    class CheckOutputSerializer(serializers.Serializer):
         purpose = serializers.CharField()
         at = serializers.DateTimeField()
         results = serializers.ListField(child=serializers.DictField())
         unknown = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(request=CheckInputSerializer, responses={200: CheckOutputSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.CheckInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         patient = None

@@ -19,6 +19,9 @@ from consent.roles import Role
 from consent.services import consent_record, consent_withdraw
 
 READERS = (TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD, Role.AUDITOR)
+# How staff and systems may say a consent reached them (the portal is the patient's own).
+STAFF_SOURCES = [(s.value, s.label) for s in (Source.PAPER, Source.VERBAL, Source.API,
+                                               Source.STAFF)]
 
 
 class PatientOut(serializers.ModelSerializer):
@@ -140,7 +143,7 @@ class ConsentCreateApi(APIView):
 
     permission_classes = [scoped(TokenScope.CONSENT_WRITE, Role.STAFF)]
 
-    class InputSerializer(serializers.Serializer):
+    class ConsentCreateInputSerializer(serializers.Serializer):
         patient = serializers.IntegerField(min_value=1)
         purpose = serializers.SlugField(max_length=64)
         decision = serializers.ChoiceField(choices=Decision.choices)
@@ -149,9 +152,7 @@ class ConsentCreateApi(APIView):
                                             allow_blank=True)
         effective_from = serializers.DateTimeField(required=False)
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
-        source = serializers.ChoiceField(
-            choices=[Source.PAPER, Source.VERBAL, Source.API, Source.STAFF],
-            default=Source.API)
+        source = serializers.ChoiceField(choices=STAFF_SOURCES, default=Source.API)
         proxy_name = serializers.CharField(max_length=200, required=False, default="",
                                            allow_blank=True)
         proxy_relationship = serializers.CharField(max_length=64, required=False, default="",
@@ -160,9 +161,9 @@ class ConsentCreateApi(APIView):
                                         allow_blank=True)
         form_version = serializers.IntegerField(required=False, min_value=1)
 
-    @extend_schema(request=InputSerializer, responses={201: ConsentOut})
+    @extend_schema(request=ConsentCreateInputSerializer, responses={201: ConsentOut})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ConsentCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         patient = Patient.objects.filter(pk=data.pop("patient")).first()
@@ -191,19 +192,17 @@ class ConsentWithdrawApi(APIView):
 
     permission_classes = [scoped(TokenScope.CONSENT_WRITE, Role.STAFF)]
 
-    class InputSerializer(serializers.Serializer):
+    class ConsentWithdrawInputSerializer(serializers.Serializer):
         patient = serializers.IntegerField(min_value=1)
         purpose = serializers.SlugField(max_length=64)
         scope_kind = serializers.ChoiceField(choices=ScopeKind.choices, default=ScopeKind.ALL)
         scope_value = serializers.CharField(max_length=64, required=False, default="",
                                             allow_blank=True)
-        source = serializers.ChoiceField(
-            choices=[Source.PAPER, Source.VERBAL, Source.API, Source.STAFF],
-            default=Source.API)
+        source = serializers.ChoiceField(choices=STAFF_SOURCES, default=Source.API)
 
-    @extend_schema(request=InputSerializer, responses={201: ConsentOut})
+    @extend_schema(request=ConsentWithdrawInputSerializer, responses={201: ConsentOut})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.ConsentWithdrawInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         patient = Patient.objects.filter(pk=data.pop("patient")).first()
