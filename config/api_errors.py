@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -38,3 +40,67 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     field, message = found if found else (None, "Invalid request.")
     response.data = {"error": {"message": message, "field": field or None, "fields": detail}}
     return response
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "field"],
+            "properties": {
+                "message": {"type": "string"},
+                "field": {"type": "string", "nullable": True},
+                "fields": {},
+            },
+        },
+    },
+}
+ERROR_RESPONSES = {
+    "400": "The request is invalid; 'field' names the offending field.",
+    "401": "No valid credentials (session or 'Authorization: Bearer <token>').",
+    "403": "Signed in, but not allowed (missing scope or role).",
+    "404": "Not found.",
+    "405": "Method not allowed.",
+    "415": "Unsupported media type.",
+    "503": "Consent could not be read; treat every study as not allowed.",
+}
+
+
+def document_errors(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: every operation may answer with the common
+    error format, and the schema says so."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in ERROR_RESPONSES.items():
+                responses.setdefault(code, {
+                    "description": description,
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}},
+                })
+    return result
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400s (too many fields, a malformed upload) keep the API's error format
+    under /api/; pages keep the HTML one."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"message": "The request could not be read: too large "
+                                                  "or malformed.", "field": None}}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"message": "Not found.", "field": None}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"message": "Internal error; nothing was changed.",
+                                       "field": None}}, status=500)
+    return defaults.server_error(request)

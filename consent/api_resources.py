@@ -3,7 +3,7 @@ One class per operation, each with its own small serializers; writes go through 
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -30,21 +30,29 @@ class PatientOut(serializers.ModelSerializer):
         fields = ["id", "issuer", "mrn", "name", "birth_date", "sex"]
 
 
+class PatientFilters(serializers.Serializer):
+    # CharField refuses NUL characters, which PostgreSQL cannot compare.
+    q = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    mrn = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    issuer = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
 class PatientListApi(generics.ListAPIView):
     """Find patients by MRN (exact), name (contains), accession or StudyInstanceUID (q)."""
 
     permission_classes = [scoped(*READERS)]
     serializer_class = PatientOut
 
-    @extend_schema(parameters=[OpenApiParameter("q", str), OpenApiParameter("mrn", str),
-                               OpenApiParameter("issuer", str)])
+    @extend_schema(parameters=[PatientFilters])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        params = self.request.query_params
-        return selectors.patient_search(query=params.get("q", ""), mrn=params.get("mrn", ""),
-                                        issuer=params.get("issuer", ""))
+        filters = PatientFilters(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        return selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
+                                        issuer=data.get("issuer", ""))
 
 
 class StudyOut(serializers.Serializer):
@@ -68,10 +76,11 @@ class StudyOut(serializers.Serializer):
 
 
 class StudyFilters(serializers.Serializer):
-    mrn = serializers.CharField(max_length=64, required=False)
-    issuer = serializers.CharField(max_length=64, required=False)
-    accession = serializers.CharField(max_length=64, required=False)
-    study_instance_uid = serializers.CharField(max_length=64, required=False)
+    mrn = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    issuer = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    accession = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    study_instance_uid = serializers.CharField(max_length=64, required=False,
+                                               allow_blank=True)
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     modality = serializers.RegexField(r"^[A-Za-z]{1,16}$", required=False)
@@ -97,7 +106,7 @@ class StudyListApi(generics.ListAPIView):
 
 
 class PurposeOut(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Purpose

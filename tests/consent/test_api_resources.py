@@ -181,3 +181,11 @@ def test_auditors_read_but_cannot_write(auditor, hospital):
     response = client.post("/api/v1/consents", {"patient": alice.pk, "purpose": "research",
                                                 "decision": "permit"}, format="json")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/api/v1/patients", "/api/v1/studies"])
+def test_a_nul_character_in_a_search_is_a_400_not_a_crash(staff, hospital, path):
+    param = "q" if path.endswith("patients") else "mrn"
+    response = as_user(staff).get(path, {param: "MRN\x00A"})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == param
