@@ -1,34 +1,138 @@
-"""Staff desk pages (the rest of the desk arrives with the staff-desk issue)."""
+"""The staff desk: find a patient, see per study and purpose what may be shared and why,
+record a paper or verbal consent, invite the patient, manage API tokens. Staff only."""
 
+from functools import wraps
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import get_object_or_404, render
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from audit import ledger
 from audit.ledger import Actor
-from consent.forms import InviteForm
-from consent.models import Patient
+from consent import selectors
+from consent.engine import PurposeTree
+from consent.forms import ApiTokenForm, InviteForm, PaperConsentForm, SearchForm
+from consent.models import ApiToken, Patient
 from consent.roles import Role, has_role
-from consent.services import patient_invite
+from consent.services import consent_attachment_store, consent_record, patient_invite
+from consent.tokens import api_token_create, api_token_revoke
 
 
-@login_required
+def staff_only(view):
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not has_role(request.user, Role.STAFF):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, role=Role.STAFF, ip=request.META.get("REMOTE_ADDR"))
+
+
+@staff_only
+def search(request):
+    form = SearchForm(request.GET or None)
+    patients = None
+    if form.is_valid():
+        patients = list(selectors.patient_search(query=form.cleaned_data["q"])[:50])
+        if len(patients) == 1:
+            return redirect("desk-patient", patient_id=patients[0].pk)
+    return render(request, "desk/search.html", {"form": form, "patients": patients})
+
+
+@staff_only
+def patient(request, patient_id: int):
+    record = get_object_or_404(Patient, pk=patient_id)
+    with transaction.atomic():
+        # Opening a patient's record is itself a use of their data.
+        ledger.record(action="phi.viewed", event_code="110110", actor=_actor(request),
+                      patient_ref=record.pk, details={"what": "patient page", "via": "desk"})
+    studies, purposes, grid = selectors.scans_with_decisions(record, timezone.now())
+    rows = [(study, [(p, grid[(study.pk, p.pk)]) for p in purposes]) for study in studies]
+    return render(request, "desk/patient.html", {
+        "patient": record, "rows": rows, "purposes": purposes,
+        "history": selectors.patient_history(record)[:50],
+        "form": PaperConsentForm(patient=record)})
+
+
+@staff_only
+@require_POST
+def record_consent(request, patient_id: int):
+    record = get_object_or_404(Patient, pk=patient_id)
+    form = PaperConsentForm(request.POST, request.FILES, patient=record)
+    if not form.is_valid():
+        messages.error(request, "Nothing was recorded: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        return redirect("desk-patient", patient_id=record.pk)
+    data = form.cleaned_data
+    try:
+        attachment = (consent_attachment_store(data["scanned_form"])
+                      if data["scanned_form"] else None)
+        consent_record(
+            patient=record, purpose=PurposeTree.load().get(data["purpose"]),
+            decision=data["decision"], actor=_actor(request), source=data["source"],
+            form=data["form_version"], scope_kind=data["scope_kind"],
+            scope_value=data["scope_value"], effective_from=data["effective_from"],
+            expires_at=data["expires_at"], witness=data["witness"],
+            proxy_name=data["proxy_name"], proxy_relationship=data["proxy_relationship"],
+            attachment=attachment)
+    except ValidationError as exc:
+        messages.error(request, "Nothing was recorded: " + "; ".join(exc.messages))
+    else:
+        messages.success(request, "Consent recorded.")
+    return redirect("desk-patient", patient_id=record.pk)
+
+
+@staff_only
 def invite(request, patient_id: int):
-    if not has_role(request.user, Role.STAFF):
-        raise PermissionDenied
-    patient = get_object_or_404(Patient, pk=patient_id)
+    record = get_object_or_404(Patient, pk=patient_id)
     form = InviteForm(request.POST or None)
-    link = None
     if request.method == "POST" and form.is_valid():
         try:
-            made, token = patient_invite(
-                patient=patient, email=form.cleaned_data["email"],
-                actor=Actor.for_user(request.user, role=Role.STAFF,
-                                     ip=request.META.get("REMOTE_ADDR")))
+            made, token = patient_invite(patient=record, email=form.cleaned_data["email"],
+                                         actor=_actor(request))
         except ValidationError as exc:
             form.add_error("email", exc)
         else:
             link = request.build_absolute_uri(reverse("portal-invite", args=[token]))
             return render(request, "desk/invite_sent.html",
-                          {"patient": patient, "link": link, "invite": made})
-    return render(request, "desk/invite.html", {"patient": patient, "form": form})
+                          {"patient": record, "link": link, "invite": made})
+    return render(request, "desk/invite.html", {"patient": record, "form": form})
+
+
+@staff_only
+def tokens(request):
+    form = ApiTokenForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, secret = api_token_create(
+                owner=request.user, name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"], expires_at=form.cleaned_data["expires_at"],
+                actor=_actor(request))
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            form = ApiTokenForm()
+    own = ApiToken.objects.filter(owner=request.user).order_by("-created_at")
+    return render(request, "desk/tokens.html", {"form": form, "tokens": own, "secret": secret})
+
+
+@staff_only
+@require_POST
+def revoke_token(request, token_id: int):
+    # Staff revoke their own tokens; others' answer 404 like a missing one.
+    token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
+    api_token_revoke(token=token, actor=_actor(request))
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("desk-tokens")

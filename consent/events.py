@@ -53,6 +53,8 @@ def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str
             "form_version": record.form.version,
             "text_sha256": record.text_sha256,
             "proxy": record.proxy_relationship if record.proxy_name else None,
+            "witness": record.witness or None,
+            "scanned_form_sha256": record.attachment_sha256 or None,
         },
     )
 

@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -68,6 +69,7 @@ def consent_record(
     proxy_name: str = "",
     proxy_relationship: str = "",
     witness: str = "",
+    attachment: tuple[str, str] | None = None,
 ) -> ConsentRecord:
     """Record one choice. Nothing is edited: a change of mind is a newer record.
 
@@ -97,6 +99,8 @@ def consent_record(
         source=source, recorded_by_id=actor.user_id, recorded_by_label=actor.label,
         proxy_name=proxy_name, proxy_relationship=proxy_relationship, witness=witness,
         form=form, text_sha256=form.text_sha256,
+        attachment_sha256=attachment[0] if attachment else "",
+        attachment_name=attachment[1] if attachment else "",
     )
     withdrawal = previous == Decision.PERMIT and decision == Decision.DENY
     ledger.record_drafts([events.consent_recorded(actor=actor, record=record,
@@ -129,6 +133,35 @@ def consent_reaffirm(*, patient: Patient, actor: Actor, form: ConsentForm, sourc
                        proxy_name=proxy_name, proxy_relationship=proxy_relationship)
         for old in live_records(patient, now).values() if old.form_id != form.pk
     ]
+
+
+ATTACHMENT_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+ATTACHMENT_MAX_BYTES = 20 * 1024 * 1024
+
+
+def consent_attachment_store(upload: Any) -> tuple[str, str]:
+    """Keep a scanned consent form under its sha256; returns (sha256, original name).
+
+    Written before the consent's transaction: if that rolls back, an unreferenced file stays
+    behind, which is harmless (same content, same name) and never half-written."""
+    suffix = ATTACHMENT_TYPES.get(getattr(upload, "content_type", ""))
+    if suffix is None:
+        raise ValidationError({"scanned_form": "attach a PDF, PNG or JPEG scan"})
+    if upload.size > ATTACHMENT_MAX_BYTES:
+        raise ValidationError({"scanned_form": "the scan is larger than 20 MB"})
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    sha = digest.hexdigest()
+    target = settings.DATA_DIR / "consent-forms" / f"{sha}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        partial = target.with_suffix(".partial")
+        with open(partial, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        partial.replace(target)
+    return sha, (upload.name or "scan")[:200]
 
 
 INVITE_LIFETIME = timedelta(hours=72)

@@ -104,6 +104,9 @@ class ConsentRecord(models.Model):
     witness = models.CharField(max_length=200, blank=True)
     form = models.ForeignKey(ConsentForm, on_delete=models.PROTECT, related_name="+")
     text_sha256 = models.CharField(max_length=64)
+    # A scanned paper form, stored under the data directory by its sha256.
+    attachment_sha256 = models.CharField(max_length=64, blank=True)
+    attachment_name = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
