@@ -1,0 +1,148 @@
+"""The staff desk, by persona."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from audit.models import AuditEvent
+from consent.models import ApiToken, ConsentRecord, ImagingStudy
+from tests.conftest import make_user
+from tests.consent.factories import make_study
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def ct(patient):
+    study = make_study(patient, ("CT", "HEAD"))
+    ImagingStudy.objects.filter(pk=study.pk).update(accession_number="ACC-42",
+                                                    description="CT HEAD")
+    return study
+
+
+def test_staff_find_a_patient_by_accession_and_see_the_grid(staff, patient, ct):
+    client = client_for(staff)
+    response = client.get("/desk/", {"q": "ACC-42"}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Alice Liddell" in page
+    cell = page.split(f'data-study="{ct.study_uid}"')[1].split('data-purpose="ai-training">')[1]
+    assert cell.lstrip().startswith('<span class="no">No</span>')
+    assert "needs the patient" in cell
+    viewed = AuditEvent.objects.get(action="phi.viewed")
+    assert viewed.patient_ref == str(patient.pk) and viewed.actor_label == staff.username
+
+
+def test_search_by_part_of_a_name_lists_matches(staff, patient, other_patient):
+    one = client_for(staff).get("/desk/", {"q": "Builder"})
+    assert one.status_code == 302 and one.headers["Location"].endswith(
+        f"/desk/patients/{other_patient.pk}/")
+    page = client_for(staff).get("/desk/", {"q": "l"}).content.decode()
+    assert "2 patients found" in page and "Bob Builder" in page and "Alice Liddell" in page
+    empty = client_for(staff).get("/desk/", {"q": "Nobody"}).content.decode()
+    assert "No patient matches" in empty
+
+
+@pytest.mark.parametrize("persona", ["steward", "auditor", "outsider"])
+def test_only_staff_use_the_desk(request, persona, patient):
+    client = client_for(request.getfixturevalue(persona))
+    for path in ["/desk/", f"/desk/patients/{patient.pk}/", "/desk/tokens/"]:
+        assert client.get(path).status_code == 403
+    assert client.post(f"/desk/patients/{patient.pk}/consent/", {}).status_code == 403
+    assert not AuditEvent.objects.filter(action="phi.viewed").exists()
+
+
+def test_a_patient_cannot_use_the_desk(patient):
+    assert client_for(patient.user).get(f"/desk/patients/{patient.pk}/").status_code == 403
+
+
+def paper(**overrides):
+    data = {"purpose": "research", "decision": "permit", "scope_kind": "all",
+            "scope_value": "", "source": "paper", "form_version": "1", "witness": "",
+            "proxy_name": "", "proxy_relationship": ""}
+    data.update(overrides)
+    return data
+
+
+def test_staff_record_a_paper_consent_with_its_scan(staff, patient, data_dir):
+    from consent.models import ConsentForm
+
+    form_id = ConsentForm.objects.get(version=1).pk
+    scan = SimpleUploadedFile("signed.pdf", b"%PDF-1.4 signed form", "application/pdf")
+    response = client_for(staff).post(f"/desk/patients/{patient.pk}/consent/",
+                                      {**paper(form_version=form_id), "scanned_form": scan},
+                                      follow=True)
+    assert "Consent recorded" in response.content.decode()
+    record = ConsentRecord.objects.get()
+    assert (record.source, record.recorded_by_label, record.attachment_name) == (
+        "paper", staff.username, "signed.pdf")
+    assert (data_dir / "consent-forms" / f"{record.attachment_sha256}.pdf").read_bytes() == \
+        b"%PDF-1.4 signed form"
+    event = AuditEvent.objects.get(action="consent.recorded")
+    assert event.details["scanned_form_sha256"] == record.attachment_sha256
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"source": "verbal"}, "needs a witness"),
+    ({"scope_kind": "study", "scope_value": "1.2.3.999"}, "no such study"),
+    ({"purpose": "astrology"}, "purpose"),
+    ({"decision": "maybe"}, "decision"),
+    ({"form_version": "999"}, "form_version"),
+    ({"proxy_name": "Dad"}, "relationship"),
+])
+def test_bad_paper_consents_are_explained_and_record_nothing(staff, patient, overrides,
+                                                             message):
+    from consent.models import ConsentForm
+
+    data = paper(form_version=ConsentForm.objects.get(version=1).pk)
+    data.update(overrides)
+    response = client_for(staff).post(f"/desk/patients/{patient.pk}/consent/", data,
+                                      follow=True)
+    page = response.content.decode()
+    assert "Nothing was recorded" in page and message in page
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_a_scan_that_is_not_a_document_is_refused(staff, patient, data_dir):
+    from consent.models import ConsentForm
+
+    bad = SimpleUploadedFile("virus.exe", b"MZ...", "application/x-msdownload")
+    response = client_for(staff).post(
+        f"/desk/patients/{patient.pk}/consent/",
+        {**paper(form_version=ConsentForm.objects.get(version=1).pk), "scanned_form": bad},
+        follow=True)
+    assert "PDF, PNG or JPEG" in response.content.decode()
+    assert ConsentRecord.objects.count() == 0
+    assert not (data_dir / "consent-forms").exists()
+
+
+def test_staff_create_a_token_see_it_once_and_revoke_it(staff):
+    client = client_for(staff)
+    page = client.post("/desk/tokens/", {"name": "PACS router",
+                                         "scopes": ["ingest", "consent:read"]}).content.decode()
+    secret = page.split('<code id="new-token">')[1].split("</code>")[0]
+    token = ApiToken.objects.get()
+    assert secret.startswith(f"cst_{token.prefix}_")
+    assert secret not in client.get("/desk/tokens/").content.decode()
+    client.post(f"/desk/tokens/{token.pk}/revoke/")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_a_token_needs_a_scope(staff):
+    page = client_for(staff).post("/desk/tokens/", {"name": "x"}).content.decode()
+    assert "This field is required" in page
+    assert ApiToken.objects.count() == 0
+
+
+def test_staff_cannot_revoke_someone_elses_token(staff):
+    other = make_user("sally-staff", "staff")
+    client_for(other).post("/desk/tokens/", {"name": "theirs", "scopes": ["ingest"]})
+    token = ApiToken.objects.get()
+    assert client_for(staff).post(f"/desk/tokens/{token.pk}/revoke/").status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
