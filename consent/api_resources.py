@@ -24,6 +24,14 @@ STAFF_SOURCES = [(s.value, s.label) for s in (Source.PAPER, Source.VERBAL, Sourc
                                                Source.STAFF)]
 
 
+def log_search(request, what: str, criteria: dict) -> None:
+    """A search of the registry is a use of patients' data: the ledger names who searched
+    for what (the token too, for systems)."""
+    ledger.record(action="phi.searched", event_code="110112", actor=request_actor(request),
+                  details={"what": what, "criteria": {k: str(v) for k, v in criteria.items()},
+                           "page": request.query_params.get("page", "1")[:10]})
+
+
 class PatientOut(serializers.ModelSerializer):
     class Meta:
         model = Patient
@@ -51,6 +59,7 @@ class PatientListApi(generics.ListAPIView):
         filters = PatientFilters(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
+        log_search(self.request, "patients", data)
         return selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
                                         issuer=data.get("issuer", ""))
 
@@ -98,6 +107,7 @@ class StudyListApi(generics.ListAPIView):
         filters = StudyFilters(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
+        log_search(self.request, "studies", data)
         return selectors.study_search(
             mrn=data.get("mrn", ""), issuer=data.get("issuer", ""),
             accession=data.get("accession", ""),

@@ -189,3 +189,22 @@ def test_a_nul_character_in_a_search_is_a_400_not_a_crash(staff, hospital, path)
     response = as_user(staff).get(path, {param: "MRN\x00A"})
     assert response.status_code == 400
     assert response.json()["error"]["field"] == param
+
+
+def test_every_search_is_in_the_ledger_with_its_token(staff, hospital):
+    client = with_token(staff, "consent:read")
+    client.get("/api/v1/patients", {"mrn": "MRN-A"})
+    client.get("/api/v1/studies", {"modality": "CT"})
+    searches = AuditEvent.objects.filter(action="phi.searched").order_by("id")
+    assert [e.details["what"] for e in searches] == ["patients", "studies"]
+    assert searches[0].details["criteria"] == {"mrn": "MRN-A"}
+    assert all(e.api_token and e.actor_label == staff.username for e in searches)
+
+
+def test_the_schema_validates(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    assert "/api/v1/consent-checks" in text and "apiToken" in text

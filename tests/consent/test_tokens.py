@@ -109,3 +109,27 @@ def test_bad_token_requests_name_the_field_and_create_nothing(staff, kwargs, fie
         api_token_create(owner=staff, actor=ADMIN, **kwargs)
     assert field in raised.value.message_dict
     assert ApiToken.objects.count() == 0
+
+
+def test_the_command_prints_a_token_that_works(staff, corpus):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("create_api_token", "--owner", staff.username, "--name", "PACS",
+                 "--scope", "ingest", stdout=out, stderr=StringIO())
+    assert upload(bearer(out.getvalue().strip()), corpus).status_code == 201
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--owner", "nobody", "--name", "x", "--scope", "ingest"], "no user"),
+    (["--owner", "sam-staff", "--name", " ", "--scope", "ingest"], "name"),
+    (["--owner", "sam-staff", "--name", "x", "--scope", "ingest", "--days", "0"], "--days"),
+])
+def test_the_command_refuses_bad_arguments(staff, args, message):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("create_api_token", *args)
+    assert ApiToken.objects.count() == 0

@@ -6,12 +6,14 @@ from django.db import transaction
 
 from audit.ledger import Actor
 from consent.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
-from consent.models import Patient, Purpose
+from consent.models import ApiToken, ImagingStudy, Patient, Purpose, TokenScope
 from consent.registration import dicom_ingest_paths
 from consent.roles import Role
 from consent.selectors import current_form
 from consent.services import consent_record
+from consent.tokens import api_token_create, api_token_revoke
 
+DEMO_TOKEN_NAME = "demo AI platform"  # noqa: S105 - a label, not a secret
 DEMO_ACCOUNTS = (
     # username, role, password, what they can try
     ("patient", Role.PATIENT, "demo-patient-pass", "the patient portal (first demo patient)"),
@@ -48,6 +50,27 @@ class Command(BaseCommand):
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/login/):")
         for username, _role, password, what in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username:<8} {password:<20} {what}")
+        secret = self._token()
+        study = ImagingStudy.objects.filter(
+            patient__mrn__startswith=DEMO_MRN_PREFIX).order_by("patient__mrn", "pk").first()
+        self.stdout.write(
+            "\nA consent check with the demo API token (scope consent:read):\n"
+            f"  curl -s -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' "
+            "-d '{\"purpose\": \"ai-training\", \"study_instance_uids\": "
+            f"[\"{study.study_uid if study else '1.2.3'}\", \"1.2.3.4\"]}}' "
+            "http://127.0.0.1:8000/api/v1/consent-checks")
+
+    def _token(self) -> str:
+        """A fresh token each run (the secret is shown only when made); older demo tokens
+        are revoked."""
+        staff = get_user_model().objects.get(username="staff")
+        actor = Actor(label="demo", role="system")
+        for old in ApiToken.objects.filter(owner=staff, name=DEMO_TOKEN_NAME,
+                                           revoked_at__isnull=True):
+            api_token_revoke(token=old, actor=actor)
+        _, secret = api_token_create(owner=staff, name=DEMO_TOKEN_NAME,
+                                     scopes=[TokenScope.CONSENT_READ], actor=actor)
+        return secret
 
     @transaction.atomic
     def _accounts(self) -> None:
