@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from consent import views as consent_views
+from consent.login_views import LoginView
 
 api_v1 = [
     path("", include("consent.api_urls")),
@@ -11,7 +12,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", consent_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("consent.portal_urls")),
     path("desk/", include("consent.desk_urls")),

@@ -4,8 +4,8 @@ from io import StringIO
 
 import pydicom
 import pytest
-from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from audit import ledger
 from consent.demo import FAMILY, GIVEN
@@ -22,7 +22,9 @@ def test_demo_seeds_patients_studies_and_the_four_logins(db, data_dir):
                                ("steward", "demo-steward-pass"),
                                ("auditor", "demo-auditor-pass")]:
         assert username in text and password in text
-        assert authenticate(username=username, password=password) is not None
+        client = Client()
+        signed_in = client.post("/login/", {"username": username, "password": password})
+        assert signed_in.status_code == 302, username
     assert Patient.objects.get(mrn="DEMO00001").user.username == "patient"
     ledger.seal()
     assert ledger.verify().ok
