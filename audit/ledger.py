@@ -248,6 +248,7 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     first_bad_event_id: int | None = None
     first_bad_position: int | None = None
+    checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -264,10 +265,20 @@ def _links() -> Iterator[tuple]:
 
 
 def verify() -> VerifyResult:
-    """Walk the whole chain in order; stop at the first break and name it."""
+    """Walk the whole chain in order; stop at the first break and name it. The chain is
+    also held against every signed checkpoint written outside the database."""
+    from audit.checkpoints import CheckpointInvalid, checkpoints_load
+
     result = VerifyResult()
     previous = GENESIS_HASH
     expected_position = 1
+    try:
+        checkpoints = checkpoints_load()
+    except CheckpointInvalid as exc:
+        result.problems.append(f"checkpoint problem: {exc}")
+        return result
+    signed = {c.position: c for c in checkpoints}
+    result.checkpoints = len(checkpoints)
 
     def broken(position: int | None, event_id: int | None, message: str) -> VerifyResult:
         result.problems.append(message)
@@ -287,10 +298,23 @@ def verify() -> VerifyResult:
             return broken(position, event_id,
                           f"event {event_id} at chain position {position} does not match "
                           "its hash: it was edited, reordered or inserted after sealing")
+        checkpoint = signed.get(position)
+        if checkpoint and (checkpoint.chain_hash != chain_hash
+                           or checkpoint.event_id != event_id):
+            return broken(position, event_id,
+                          f"the chain at position {position} (event {event_id}) differs from "
+                          f"the signed checkpoint {checkpoint.path.name}: the ledger was "
+                          "rewritten after it was signed")
         previous = chain_hash
         expected_position += 1
         result.checked += 1
     result.head_hash = previous
+    beyond = [c for c in checkpoints if c.position > result.checked]
+    if beyond:
+        return broken(result.checked + 1, beyond[0].event_id,
+                      f"the chain ends at position {result.checked}, but checkpoint "
+                      f"{beyond[-1].path.name} signed position {beyond[-1].position}: "
+                      "events after the end were deleted")
 
     linked_count = ChainLink.objects.count()
     if linked_count != result.checked:

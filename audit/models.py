@@ -86,3 +86,25 @@ class PendingSeal(models.Model):
 
     def __str__(self) -> str:
         return f"pending {self.event_id}"
+
+
+class VerificationRun(models.Model):
+    """One run of the ledger verification, for the auditors' dashboard. (Not part of the
+    chain: it reports on the chain.)"""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    trigger = models.CharField(max_length=32)
+    ok = models.BooleanField()
+    checked = models.BigIntegerField()
+    pending = models.BigIntegerField()
+    checkpoints = models.IntegerField()
+    first_bad_event_id = models.BigIntegerField(null=True, blank=True)
+    first_bad_position = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"verification {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'BROKEN'}"

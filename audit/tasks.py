@@ -1,9 +1,22 @@
 from celery import shared_task
 
-from audit import ledger
+from audit import checkpoints, ledger
+from audit.verification import verification_run
 
 
 @shared_task(name="audit.tasks.seal")
 def seal() -> int:
     """Periodic catch-up: chains events whose after-commit sealing did not run."""
     return ledger.seal(wait=True)
+
+
+@shared_task(name="audit.tasks.checkpoint")
+def checkpoint() -> str | None:
+    ledger.seal(wait=True)
+    written = checkpoints.checkpoint_write()
+    return written.name if written else None
+
+
+@shared_task(name="audit.tasks.verify")
+def verify() -> bool:
+    return verification_run(trigger="schedule").ok

@@ -276,11 +276,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "outbox.tasks.sweep", "schedule": 60.0},
     "ledger-seal": {"task": "audit.tasks.seal", "schedule": 30.0},
+    "ledger-checkpoint": {"task": "audit.tasks.checkpoint", "schedule": 10 * 60.0},
+    "ledger-verify": {"task": "audit.tasks.verify", "schedule": 24 * 60 * 60.0},
     "consent-expiry-reminders": {"task": "consent.tasks.remind_expiring",
                                  "schedule": 24 * 60 * 60.0},
 }
 
 # Consentry's own settings.
+# Ed25519 private key (PEM) that signs ledger checkpoints; the embedded install keeps its own.
+CONSENTRY_LEDGER_SIGNING_KEY = env("CONSENTRY_LEDGER_SIGNING_KEY")
+# Where checkpoints are written: keep it outside the database, ideally write-once storage.
+CONSENTRY_CHECKPOINT_DIR = env("CONSENTRY_CHECKPOINT_DIR")
 CONSENTRY_DEFAULT_MRN_ISSUER = env("CONSENTRY_DEFAULT_MRN_ISSUER", "LOCAL")
 # Folders with more files than this go to a Celery worker when one is configured.
 CONSENTRY_INGEST_BACKGROUND_THRESHOLD = int(env("CONSENTRY_INGEST_BACKGROUND_THRESHOLD", "500"))

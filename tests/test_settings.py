@@ -55,12 +55,31 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
         "django.core.cache.backends.redis.RedisCache"]
 
 
+def production_env(tmp_path) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    return {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/consentry",
+            "SECRET_KEY": "a-long-random-production-secret-" + "x9Q#" * 12,
+            "ALLOWED_HOSTS": "consentry.hospital.example",
+            "CONSENTRY_LEDGER_SIGNING_KEY": key, "CONSENTRY_DATA_DIR": str(tmp_path)}
+
+
+DEPLOY_CHECK = ("import django; django.setup(); from django.core.management import "
+                "call_command; call_command('check', deploy=True, fail_level='WARNING')")
+
+
 def test_deploy_checks_are_clean_in_production_settings(tmp_path):
-    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/consentry",
-           "SECRET_KEY": "a-long-random-production-secret-" + "x9Q#" * 12,
-           "ALLOWED_HOSTS": "consentry.hospital.example",
-           "CONSENTRY_DATA_DIR": str(tmp_path)}
-    code = ("import django; django.setup(); from django.core.management import call_command; "
-            "call_command('check', deploy=True, fail_level='WARNING')")
-    result = run_django(code, env)
+    result = run_django(DEPLOY_CHECK, production_env(tmp_path))
     assert result.returncode == 0, result.stderr
+
+
+def test_deploy_checks_warn_when_the_ledger_signing_key_is_not_set(tmp_path):
+    env = production_env(tmp_path)
+    del env["CONSENTRY_LEDGER_SIGNING_KEY"]
+    result = run_django(DEPLOY_CHECK, env)
+    assert result.returncode != 0
+    assert "consentry.W001" in result.stderr
