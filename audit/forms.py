@@ -1,0 +1,16 @@
+from django import forms
+
+from audit.models import Outcome
+
+
+class EventSearchForm(forms.Form):
+    since = forms.DateTimeField(required=False, label="From (UTC)")
+    until = forms.DateTimeField(required=False, label="Until (UTC)")
+    actor = forms.CharField(max_length=150, required=False)
+    action = forms.CharField(max_length=64, required=False)
+    outcome = forms.ChoiceField(choices=[("", "any"), *Outcome.choices], required=False)
+    patient_mrn = forms.CharField(max_length=64, required=False, label="Patient MRN")
+    study_uid = forms.CharField(max_length=64, required=False, label="StudyInstanceUID")
+    dataset = forms.CharField(max_length=64, required=False)
+    purpose = forms.CharField(max_length=64, required=False)
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)

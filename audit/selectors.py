@@ -1,0 +1,68 @@
+"""Reading the ledger for auditors: filtered search, newest first, keyset pagination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from audit.models import AuditEvent, ChainLink
+from audit.registry import patient_refs_for_mrn
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str = ""
+    action: str = ""
+    outcome: str = ""
+    patient_mrn: str = ""
+    study_uid: str = ""
+    dataset: str = ""
+    purpose: str = ""
+
+
+def events_matching(filters: EventFilters) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if filters.since:
+        events = events.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        events = events.filter(occurred_at__lt=filters.until)
+    if filters.actor:
+        events = events.filter(actor_label=filters.actor)
+    if filters.action:
+        events = events.filter(action=filters.action)
+    if filters.outcome:
+        events = events.filter(outcome=filters.outcome)
+    if filters.patient_mrn:
+        events = events.filter(patient_ref__in=patient_refs_for_mrn(filters.patient_mrn))
+    if filters.study_uid:
+        events = events.filter(study_uid=filters.study_uid)
+    if filters.dataset:
+        events = events.filter(dataset_ref=filters.dataset)
+    if filters.purpose:
+        events = events.filter(purpose_code=filters.purpose)
+    return events.order_by("-id")
+
+
+def event_page(filters: EventFilters, *, before: int | None = None,
+               size: int | None = None) -> tuple[list[AuditEvent], int | None]:
+    """One page, newest first. Keyset pagination: the next page starts below the last id
+    shown, so page 500 costs what page 1 does, and events arriving meanwhile never shift
+    a page."""
+    size = size or PAGE_SIZE
+    events = events_matching(filters)
+    if before is not None:
+        events = events.filter(id__lt=before)
+    rows = list(events[: size + 1])
+    next_before = rows[size - 1].pk if len(rows) > size else None
+    return rows[:size], next_before
+
+
+def event_with_link(event_id: int) -> tuple[AuditEvent, ChainLink | None]:
+    event = AuditEvent.objects.get(pk=event_id)
+    return event, ChainLink.objects.filter(event_id=event_id).first()
