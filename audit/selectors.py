@@ -11,6 +11,10 @@ from audit.models import AuditEvent, ChainLink
 from audit.registry import patient_refs_for_mrn
 
 PAGE_SIZE = 50
+# Ledger actions that disclose a patient's data to someone (HIPAA 164.528 accounting).
+# The portal's "Who used my data" reads the same set.
+DISCLOSURE_ACTIONS = ("export.included", "export.violation", "export.delivered",
+                      "disclosure")
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,16 @@ def event_page(filters: EventFilters, *, before: int | None = None,
 def event_with_link(event_id: int) -> tuple[AuditEvent, ChainLink | None]:
     event = AuditEvent.objects.get(pk=event_id)
     return event, ChainLink.objects.filter(event_id=event_id).first()
+
+
+def disclosures_for_mrn(mrn: str) -> QuerySet[AuditEvent]:
+    """Every disclosure of the patient's data, oldest first: date, recipient, what, why."""
+    return (AuditEvent.objects.filter(patient_ref__in=patient_refs_for_mrn(mrn),
+                                      action__in=DISCLOSURE_ACTIONS)
+            .order_by("occurred_at", "id"))
+
+
+def events_between(since, until) -> QuerySet[AuditEvent]:
+    """For exports: a time range, in chain order, streamed by the caller."""
+    return AuditEvent.objects.filter(occurred_at__gte=since, occurred_at__lt=until
+                                     ).order_by("id")

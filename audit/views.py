@@ -1,18 +1,20 @@
 """The auditor console: read-only pages over the ledger. Auditors only; the one action is
 running a verification, which changes nothing but adds its report."""
 
+import csv
 import json
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audit import selectors
-from audit.forms import EventSearchForm
+from audit.fhir import audit_bundle
+from audit.forms import DisclosureForm, EventSearchForm, ExportForm
 from audit.models import AuditEvent, VerificationRun
 from audit.registry import patient_labels
 from audit.verification import verification_run
@@ -77,3 +79,64 @@ def event_detail(request, event_id: int):
         "event": event, "link": link,
         "details_json": json.dumps(event.details, indent=2, sort_keys=True, ensure_ascii=False),
         "patient": patient_labels([event.patient_ref]).get(event.patient_ref, "")})
+
+
+CSV_FIELDS = ("id", "occurred_at", "action", "event_code", "outcome", "actor_label",
+              "actor_role", "actor_ip", "api_token", "patient_ref", "study_uid", "dataset_ref",
+              "purpose_code", "legal_basis", "reason", "correlation_id", "digest")
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_stream(header, rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(row)
+
+
+@auditor_only
+def disclosures(request):
+    """Accounting of disclosures (45 CFR 164.528): date, recipient, what, purpose."""
+    form = DisclosureForm(request.GET or None)
+    rows = []
+    if form.is_valid():
+        rows = [{"date": e.occurred_at, "recipient": e.details.get("recipient")
+                 or (f"dataset {e.dataset_ref}" if e.dataset_ref else e.actor_label),
+                 "what": e.study_uid or e.details.get("what", ""), "purpose": e.purpose_code,
+                 "legal_basis": e.legal_basis, "event": e.pk}
+                for e in selectors.disclosures_for_mrn(form.cleaned_data["mrn"])]
+        if request.GET.get("format") == "csv":
+            response = StreamingHttpResponse(_csv_stream(
+                ["date", "recipient", "what", "purpose", "legal_basis", "event"],
+                ([r["date"].isoformat(), r["recipient"], r["what"], r["purpose"],
+                  r["legal_basis"], r["event"]] for r in rows)), content_type="text/csv")
+            response["Content-Disposition"] = (
+                f'attachment; filename="disclosures-{form.cleaned_data["mrn"]}.csv"')
+            return response
+    template = "audit/disclosures_print.html" if request.GET.get("print") else \
+        "audit/disclosures.html"
+    return render(request, template, {"form": form, "rows": rows})
+
+
+@auditor_only
+def export(request):
+    """Events of a time range as CSV or as a FHIR R4 bundle of AuditEvent resources."""
+    form = ExportForm(request.GET or None)
+    if not form.is_valid():
+        return render(request, "audit/export.html", {"form": form},
+                      status=400 if request.GET else 200)
+    events = selectors.events_between(form.cleaned_data["since"], form.cleaned_data["until"])
+    stamp = f'{form.cleaned_data["since"]:%Y%m%d}-{form.cleaned_data["until"]:%Y%m%d}'
+    if form.cleaned_data["format"] == "fhir":
+        response = JsonResponse(audit_bundle(events.iterator(chunk_size=2000)))
+        response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.json"'
+        return response
+    rows = ([getattr(e, f) if f != "occurred_at" else e.occurred_at.isoformat()
+             for f in CSV_FIELDS] for e in events.iterator(chunk_size=2000))
+    response = StreamingHttpResponse(_csv_stream(CSV_FIELDS, rows), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.csv"'
+    return response

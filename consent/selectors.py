@@ -11,6 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.selectors import DISCLOSURE_ACTIONS
 from consent.engine import (
     ConsentDecision,
     PurposeTree,
@@ -28,8 +29,8 @@ from consent.models import (
     Series,
 )
 
-# Ledger actions that are a use or disclosure of a patient's data, as the patient sees them.
-USE_ACTIONS = ("export.included", "export.violation", "export.delivered", "disclosure")
+# The patient sees exactly what the auditors' accounting of disclosures lists.
+USE_ACTIONS = DISCLOSURE_ACTIONS
 
 
 def patients_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:

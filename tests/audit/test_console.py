@@ -115,3 +115,74 @@ def test_a_patient_cannot_see_the_console(patient, seeded):
 def test_bad_filters_are_explained(auditor, seeded):
     page = client_for(auditor).get(reverse("audit-events"), {"since": "soon"}).content.decode()
     assert "Enter a valid date/time" in page
+
+
+@pytest.fixture
+def disclosed(db):
+    alice = make_patient("MRN-D")
+    staff = Actor(label="stella", role="steward")
+    first = ledger.record(action="export.included", actor=staff, patient_ref=alice.pk,
+                          study_uid="1.2.9", dataset_ref="12", purpose_code="ai-training",
+                          details={"recipient": "Acme AI Lab"},
+                          occurred_at=T0 + timedelta(days=1))
+    ledger.record(action="consent.checked", actor=staff, patient_ref=alice.pk,
+                  purpose_code="ai-training", occurred_at=T0)
+    return alice, first
+
+
+def test_the_accounting_of_disclosures_lists_date_recipient_what_and_purpose(auditor,
+                                                                            disclosed):
+    client = client_for(auditor)
+    page = client.get(reverse("audit-disclosures"), {"mrn": "MRN-D"}).content.decode()
+    row = page.split("<tbody>")[1].split("</tr>")[0]
+    assert "2026-03-02" in row and "Acme AI Lab" in row and "1.2.9" in row
+    assert "ai-training" in row
+    assert page.count("<tr><td>") == 1  # the consent check is not a disclosure
+    csv_body = b"".join(client.get(reverse("audit-disclosures"),
+                                   {"mrn": "MRN-D", "format": "csv"}).streaming_content)
+    lines = csv_body.decode().splitlines()
+    assert lines[0] == "date,recipient,what,purpose,legal_basis,event"
+    assert "Acme AI Lab,1.2.9,ai-training" in lines[1]
+    printable = client.get(reverse("audit-disclosures"), {"mrn": "MRN-D", "print": "1"})
+    assert b'class="print"' in printable.content and b"Acme AI Lab" in printable.content
+
+
+def test_the_patient_sees_the_same_disclosures(disclosed):
+    from consent.selectors import patient_uses
+
+    alice, first = disclosed
+    assert list(patient_uses(alice)) == [first]
+
+
+def test_events_export_as_csv_for_a_time_range(auditor, seeded):
+    response = client_for(auditor).get(reverse("audit-export"), {
+        "since": "2026-03-02 00:00", "until": "2026-03-04 00:00", "format": "csv"})
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0].startswith("id,occurred_at,action")
+    assert [int(line.split(",")[0]) for line in lines[1:]] == [seeded[1].pk, seeded[2].pk]
+
+
+def test_events_export_as_fhir_audit_events_that_validate(auditor, seeded):
+    from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
+
+    response = client_for(auditor).get(reverse("audit-export"), {
+        "since": "2026-03-01 00:00", "until": "2026-03-10 00:00", "format": "fhir"})
+    bundle = response.json()
+    assert bundle["resourceType"] == "Bundle" and len(bundle["entry"]) == 5
+    for entry in bundle["entry"]:
+        FhirAuditEvent.model_validate(entry["resource"])  # raises if not valid R4
+    checked = next(e["resource"] for e in bundle["entry"]
+                   if e["resource"]["id"] == str(seeded[2].pk))
+    assert checked["outcome"] == "4" and checked["agent"][0]["who"]["identifier"]["value"] == \
+        "abc123"
+
+
+@pytest.mark.parametrize("params", [
+    {"since": "2026-03-05 00:00", "until": "2026-03-01 00:00", "format": "csv"},
+    {"since": "whenever", "until": "2026-03-01 00:00", "format": "csv"},
+    {"since": "2026-03-01 00:00", "until": "2026-03-05 00:00", "format": "xml"},
+])
+def test_bad_export_requests_are_explained(auditor, seeded, params):
+    response = client_for(auditor).get(reverse("audit-export"), params)
+    assert response.status_code == 400
+    assert b'class="error"' in response.content
