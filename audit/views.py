@@ -10,8 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from audit import charts as charts_module
 from audit import selectors
 from audit.fhir import audit_bundle
 from audit.forms import DisclosureForm, EventSearchForm, ExportForm
@@ -35,7 +37,11 @@ def auditor_only(view):
 
 @auditor_only
 def dashboard(request):
+    charts = [charts_module.consent_permit_rate(), charts_module.checks_allowed_denied(),
+              charts_module.exports_per_dataset()]
     return render(request, "audit/dashboard.html", {
+        "charts": [(chart, mark_safe(charts_module.bar_svg(chart)))  # noqa: S308 - escaped
+                   for chart in charts],
         "last_run": VerificationRun.objects.order_by("-started_at").first(),
         "recent": selectors.event_page(selectors.EventFilters(), size=10)[0],
     })

@@ -58,6 +58,8 @@ def consent_check(*, purpose_code: str, at: datetime, actor: Actor,
         study_uid=answers[0].study_uid if len(answers) == 1 else "",
         details={
             "at": at.isoformat(),
+            "allowed_count": sum(1 for a in answers if a.decision.allowed),
+            "denied_count": sum(1 for a in answers if not a.decision.allowed),
             "allowed": [a.study_uid for a in answers if a.decision.allowed],
             "denied": [a.study_uid for a in answers if not a.decision.allowed],
             "unknown": unknown,

@@ -186,3 +186,29 @@ def test_bad_export_requests_are_explained(auditor, seeded, params):
     response = client_for(auditor).get(reverse("audit-export"), params)
     assert response.status_code == 400
     assert b'class="error"' in response.content
+
+
+def test_the_dashboard_draws_its_charts_from_the_ledger(auditor, db):
+    from consent.checks import consent_check
+    from tests.consent.factories import make_study
+
+    patient = make_patient("MRN-C")
+    allowed, denied = make_study(patient), make_study(patient)
+    for decision in ("permit", "permit", "deny"):
+        ledger.record(action="consent.recorded", actor=Actor(label="x"),
+                      purpose_code="research", details={"decision": decision},
+                      occurred_at=T0)
+    consent_check(purpose_code="education", at=T0, actor=Actor(label="pacs"),
+                  study_uids=[allowed.study_uid, denied.study_uid])
+    ledger.record(action="export.included", actor=Actor(label="x"), dataset_ref="3")
+    ledger.record(action="export.excluded", actor=Actor(label="x"), dataset_ref="3")
+    page = client_for(auditor).get(reverse("audit-dashboard")).content.decode()
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg"') == 3
+    assert "research 2026-03: 66.7%" in page
+    assert "allowed" in page and "<td>2</td>" in page  # both education studies allowed
+    assert "dataset 3" in page
+
+
+def test_an_empty_ledger_shows_no_chart_but_says_so(auditor, db):
+    page = client_for(auditor).get(reverse("audit-dashboard")).content.decode()
+    assert page.count("Nothing recorded yet.") == 3
