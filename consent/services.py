@@ -244,3 +244,23 @@ def _free_username(email: str) -> str:
         n += 1
         candidate = f"{base}{n}"
     return candidate
+
+
+@transaction.atomic
+def disclosure_record(*, study: ImagingStudy, purpose: Purpose, recipient: str, actor: Actor,
+                      legal_basis: str = "") -> Any:
+    """Record that a study was shared outside the hospital. Without a legal basis, the
+    patient's consent must allow it now; otherwise nothing is recorded."""
+    from consent.engine import decide
+
+    recipient = recipient.strip()
+    if not recipient:
+        raise ValidationError({"recipient": "say who received the data"})
+    decision = decide(study, purpose, timezone.now())
+    if not decision.allowed and not legal_basis:
+        raise ValidationError({"purpose": decision.reason})
+    return ledger.record(
+        action="disclosure", event_code="110106", actor=actor, patient_ref=study.patient_id,
+        study_uid=study.study_uid, purpose_code=purpose.code, legal_basis=legal_basis,
+        consent_record_ids=list(decision.record_ids), reason=decision.reason,
+        details={"recipient": recipient, "what": study.description or study.modalities})

@@ -25,7 +25,12 @@ def test_demo_seeds_patients_studies_and_the_four_logins(db, data_dir):
         client = Client()
         signed_in = client.post("/login/", {"username": username, "password": password})
         assert signed_in.status_code == 302, username
-    assert Patient.objects.get(mrn="DEMO00001").user.username == "patient"
+    demo_patient = Patient.objects.get(mrn="DEMO00001")
+    assert demo_patient.user.username == "patient"
+    from consent.selectors import patient_uses
+
+    uses = list(patient_uses(demo_patient))
+    assert [u.details["recipient"] for u in uses] == ["Riverside Clinic (second opinion)"]
     ledger.seal()
     assert ledger.verify().ok
 

@@ -112,3 +112,25 @@ def test_the_database_refuses_to_edit_or_delete_a_consent_record():
         ConsentRecord.objects.filter(pk=made.pk).delete()
     made.refresh_from_db()
     assert made.decision == "permit"
+
+
+def test_a_disclosure_needs_consent_or_a_legal_basis():
+    from consent.services import disclosure_record
+
+    patient = make_patient()
+    study = make_study(patient)
+    with pytest.raises(ValidationError) as refused:
+        disclosure_record(study=study, purpose=purpose("external-sharing"),
+                          recipient="Clinic", actor=ACTOR)
+    assert "purpose" in refused.value.message_dict
+    assert not AuditEvent.objects.filter(action="disclosure").exists()
+    with pytest.raises(ValidationError):
+        disclosure_record(study=study, purpose=purpose("education"), recipient=" ",
+                          actor=ACTOR)
+    record(patient, purpose=purpose("external-sharing"))
+    event = disclosure_record(study=study, purpose=purpose("external-sharing"),
+                              recipient="Clinic", actor=ACTOR)
+    assert event.details["recipient"] == "Clinic" and event.consent_record_ids
+    court = disclosure_record(study=study, purpose=purpose("research"), recipient="Court",
+                              actor=ACTOR, legal_basis="court order 12/2026")
+    assert court.legal_basis == "court order 12/2026"

@@ -10,7 +10,7 @@ from consent.models import ApiToken, ImagingStudy, Patient, Purpose, TokenScope
 from consent.registration import dicom_ingest_paths
 from consent.roles import Role
 from consent.selectors import current_form
-from consent.services import consent_record
+from consent.services import consent_record, disclosure_record
 from consent.tokens import api_token_create, api_token_revoke
 
 DEMO_TOKEN_NAME = "demo AI platform"  # noqa: S105 - a label, not a secret
@@ -103,3 +103,10 @@ class Command(BaseCommand):
         consent_record(patient=patient, purpose=purpose["ai-training"], decision="deny",
                        actor=me, source="portal", form=form, scope_kind="body_part",
                        scope_value="HEAD")
+        chest = patient.studies.filter(body_parts__contains="CHEST").first()
+        if chest:
+            consent_record(patient=patient, purpose=purpose["external-sharing"],
+                           decision="permit", actor=me, source="portal", form=form,
+                           scope_kind="study", scope_value=chest.study_uid)
+            disclosure_record(study=chest, purpose=purpose["external-sharing"],
+                              recipient="Riverside Clinic (second opinion)", actor=staff)
