@@ -1,0 +1,274 @@
+"""De-identification by DICOM PS3.15 Annex E, table-driven (revision 2024e).
+
+The attribute list and its actions are data (``datasets/data/ps3.15-table-e1-1.json``, Table
+E.1-1); this module only says what each action does and how the options change it. No
+request, no database: a dataset in, a de-identified dataset out.
+
+Actions: D replace with a dummy value, Z make empty, X remove, K keep, C clean, U replace a
+UID with a keyed, consistent one. Where the table offers a choice that depends on the IOD
+(X/Z, Z/D, X/D, X/Z/D, X/Z/U*), which we cannot know for every object, the conservative
+resolution keeps the attribute present but carries nothing: Z/D and X/D and X/Z/D → D
+(a dummy value keeps type 1 attributes valid), X/Z → Z, X/Z/U* → U.
+
+Options (the dataset chooses): Retain Longitudinal Temporal Information with Modified Dates
+(dates shifted by one offset per patient per dataset, so intervals are kept), Retain Patient
+Characteristics, Retain Device Identity, Clean Descriptors (free text kept with every known
+identifier of the patient removed). Every private attribute is removed unless whitelisted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+TABLE_PATH = Path(__file__).parent / "data" / "ps3.15-table-e1-1.json"
+STANDARD_REVISION = "2024e"
+# Our implementation's UID (a 2.25 UUID-derived UID) for the file meta.
+IMPLEMENTATION_CLASS_UID = "2.25.160386154862446410227574218016563521981"
+IMPLEMENTATION_VERSION = "CONSENTRY_1"
+
+DCM = "DCM"
+BASIC_PROFILE = ("113100", "Basic Application Confidentiality Profile")
+
+
+class Option:
+    """Profile options (PS3.15 E.3) with their CID 7050 codes and Table E.1-1 columns."""
+
+    MODIFIED_DATES = "modified-dates"
+    PATIENT_CHARACTERISTICS = "patient-characteristics"
+    DEVICE_IDENTITY = "device-identity"
+    CLEAN_DESCRIPTORS = "clean-descriptors"
+
+    COLUMNS = {MODIFIED_DATES: "rtnLongModifDatesOpt",
+               PATIENT_CHARACTERISTICS: "rtnPatCharsOpt",
+               DEVICE_IDENTITY: "rtnDevIdOpt",
+               CLEAN_DESCRIPTORS: "cleanDescOpt"}
+    CODES = {MODIFIED_DATES: ("113107", "Retain Longitudinal Temporal Information Modified "
+                                        "Dates Option"),
+             PATIENT_CHARACTERISTICS: ("113108", "Retain Patient Characteristics Option"),
+             DEVICE_IDENTITY: ("113109", "Retain Device Identity Option"),
+             CLEAN_DESCRIPTORS: ("113105", "Clean Descriptors Option")}
+    ALL = tuple(COLUMNS)
+
+
+CONSERVATIVE = {"Z/D": "D", "X/D": "D", "X/Z/D": "D", "X/Z": "Z", "X/Z/U*": "U"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    action: str
+
+
+@cache
+def _table() -> tuple[dict[int, dict], list[tuple[re.Pattern, dict]]]:
+    exact: dict[int, dict] = {}
+    patterns: list[tuple[re.Pattern, dict]] = []
+    for row in json.loads(TABLE_PATH.read_text()):
+        tag_id = row["id"].lower()
+        if not re.fullmatch(r"[0-9a-fx]{8}", tag_id):
+            continue  # "private attributes (odd groups)": handled as the private rule
+        if "x" in tag_id:
+            patterns.append((re.compile("^" + tag_id.replace("x", "[0-9a-f]") + "$"), row))
+        else:
+            exact[int(tag_id, 16)] = row
+    return exact, patterns
+
+
+def rule_for(tag: int, options: Iterable[str]) -> Rule | None:
+    """The action for a public tag under the chosen options; None if the table is silent."""
+    exact, patterns = _table()
+    row = exact.get(tag)
+    if row is None:
+        text = f"{tag:08x}"
+        row = next((r for pattern, r in patterns if pattern.match(text)), None)
+    if row is None:
+        return None
+    action = row["basicProfile"]
+    for option in options:
+        column = Option.COLUMNS[option]
+        if column in row:
+            action = row[column]
+    return Rule(row["name"], CONSERVATIVE.get(action, action))
+
+
+@dataclass
+class DeidContext:
+    """Everything that must stay the same across a dataset: its secret, its options."""
+
+    secret: bytes
+    options: frozenset[str] = frozenset()
+    private_whitelist: frozenset[int] = frozenset()
+    # Filled per file by ``deidentify``: what the cleaning must remove, the date offset.
+    identifiers: list[str] = field(default_factory=list)
+    day_offset: int = 0
+
+    def remap_uid(self, uid: str) -> str:
+        """A UID under 2.25 derived from the original with this dataset's secret: the same
+        original always gives the same UID here, and nobody without the secret can go back."""
+        digest = hmac.new(self.secret, f"uid:{uid}".encode(), hashlib.sha256).digest()
+        return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+    def pseudonym(self, issuer: str, patient_id: str) -> str:
+        digest = hmac.new(self.secret, f"patient:{issuer}|{patient_id}".encode(),
+                          hashlib.sha256).hexdigest()
+        return f"ANON-{digest[:16].upper()}"
+
+    def offset_for(self, issuer: str, patient_id: str) -> int:
+        """One shift per patient per dataset, between 1 and 3,650 days back."""
+        digest = hmac.new(self.secret, f"dates:{issuer}|{patient_id}".encode(),
+                          hashlib.sha256).digest()
+        return -(1 + int.from_bytes(digest[:4], "big") % 3650)
+
+
+@dataclass(frozen=True)
+class ConsentStamp:
+    """What goes into Consent for Distribution Flag (0012,0085) and Distribution Type."""
+
+    flag: str  # YES | NO | WITHDRAWN
+    distribution_type: str = "RESTRICTED_REUSE"
+
+
+DUMMIES: dict[str, Callable[[], object]] = {
+    "DA": lambda: "19000101", "DT": lambda: "19000101000000", "TM": lambda: "000000",
+    "PN": lambda: "ANONYMOUS", "LO": lambda: "ANONYMOUS", "SH": lambda: "ANON",
+    "CS": lambda: "ANON", "LT": lambda: "", "ST": lambda: "", "UT": lambda: "",
+    "AS": lambda: "000Y", "DS": lambda: "0", "IS": lambda: "0", "UI": lambda: "2.25.0",
+    "AE": lambda: "ANON", "UC": lambda: "", "UR": lambda: "", "US": lambda: 0,
+    "SS": lambda: 0, "UL": lambda: 0, "SL": lambda: 0, "FL": lambda: 0.0, "FD": lambda: 0.0,
+}
+
+
+def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> Dataset:
+    """De-identify ``ds`` in place and return it, with fresh file meta and a clean preamble.
+
+    The caller keeps the original identity (issuer, patient id) to pseudonym mapping, which
+    is the re-identification key and never leaves the registry."""
+    issuer = str(ds.get("IssuerOfPatientID", "") or "")
+    patient_id = str(ds.get("PatientID", "") or "")
+    context.identifiers = _identifiers_of(ds)
+    context.day_offset = context.offset_for(issuer, patient_id)
+    pseudonym = context.pseudonym(issuer, patient_id)
+
+    _apply(ds, context)
+
+    ds.PatientID = pseudonym
+    ds.PatientName = pseudonym
+    ds.PatientIdentityRemoved = "YES"
+    ds.LongitudinalTemporalInformationModified = (
+        "MODIFIED" if Option.MODIFIED_DATES in context.options else "REMOVED")
+    ds.DeidentificationMethod = f"Consentry, DICOM PS3.15 {STANDARD_REVISION} Basic Profile"
+    ds.DeidentificationMethodCodeSequence = Sequence([
+        _code(*BASIC_PROFILE),
+        *[_code(*Option.CODES[o]) for o in Option.ALL if o in context.options]])
+    ds.add_new(0x00120085, "CS", consent.flag)
+    ds.add_new(0x00120084, "CS", consent.distribution_type)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    return ds
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = DCM
+    item.CodeMeaning = meaning
+    return item
+
+
+def _apply(ds: Dataset, context: DeidContext) -> None:
+    for element in list(ds):
+        tag = element.tag
+        if tag.is_private:
+            if int(tag) not in context.private_whitelist:
+                del ds[tag]
+            continue
+        rule = rule_for(int(tag), context.options)
+        if element.VR == "SQ" and (rule is None or rule.action in ("K", "C")):
+            for item in element.value:
+                _apply(item, context)
+            continue
+        if rule is None or rule.action == "K":
+            continue
+        _act(ds, tag, element, rule.action, context)
+
+
+def _act(ds: Dataset, tag: BaseTag, element, action: str, context: DeidContext) -> None:
+    if action == "X":
+        del ds[tag]
+    elif element.VR == "SQ":
+        element.value = Sequence()  # Z or D on a sequence: present, with no items
+    elif action == "Z":
+        element.value = None  # present, zero length
+    elif action == "D":
+        element.value = DUMMIES.get(element.VR, lambda: None)()
+    elif action == "U":
+        element.value = _map_values(element.value, context.remap_uid)
+    elif action == "C":
+        _clean(element, context)
+
+
+def _map_values(value, function):
+    if isinstance(value, list | pydicom.multival.MultiValue):
+        return [function(str(v)) for v in value if v]
+    return function(str(value)) if value else value
+
+
+def _clean(element, context: DeidContext) -> None:
+    if element.VR in ("DA", "DT"):
+        element.value = _map_values(element.value, lambda v: _shift(v, context.day_offset))
+    elif element.VR == "TM":
+        return  # times of day are kept: only the day moves
+    elif element.VR in ("LO", "SH", "LT", "ST", "UT", "UC", "PN"):
+        element.value = _map_values(element.value, lambda v: _scrub(v, context.identifiers))
+    else:
+        element.value = None
+
+
+def _shift(value: str, days: int) -> str:
+    text = value.strip()
+    try:
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except (ValueError, IndexError):
+        return ""
+    shifted = (day + timedelta(days=days)).strftime("%Y%m%d")
+    return shifted + text[8:] if len(text) > 8 else shifted
+
+
+def _scrub(text: str, identifiers: list[str]) -> str:
+    for identifier in identifiers:
+        text = re.sub(re.escape(identifier), "", text, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
+def _identifiers_of(ds: Dataset) -> list[str]:
+    """Strings that identify this patient, for Clean Descriptors: name parts, ids, dates."""
+    found: set[str] = set()
+    name = str(ds.get("PatientName", "") or "")
+    found.update(p for p in re.split(r"[\^= ]", name) if len(p) >= 2)
+    for keyword in ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
+                    "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID"):
+        value = ds.get(keyword)
+        values = value if isinstance(value, list | pydicom.multival.MultiValue) else [value]
+        found.update(str(v) for v in values if v and len(str(v)) >= 2)
+    return sorted(found, key=len, reverse=True)
+
