@@ -1,1 +1,119 @@
-# Datasets, exports and de-identification arrive with the export issue.
+"""Datasets for AI training and research, their numbered versions, and what each held."""
+
+from django.conf import settings
+from django.db import models
+
+from consent.models import ImagingStudy, Patient, Purpose
+
+
+class Enforcement(models.TextChoices):
+    EXCLUDE = "exclude", "Leave out studies without consent"
+    REJECT = "reject", "Fail if any study lacks consent"
+    LOG_ONLY = "log-only", "Export all, log each missing consent (needs a legal basis)"
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200)
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                              related_name="datasets")
+    recipient = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    enforcement = models.CharField(max_length=16, choices=Enforcement.choices,
+                                   default=Enforcement.EXCLUDE)
+    irb_waiver = models.CharField("IRB waiver number", max_length=100, blank=True)
+    approving_body = models.CharField(max_length=200, blank=True)
+    approver = models.CharField(max_length=200, blank=True)
+    # {"study_uids": [...]} or {"modality": "CT", "body_part": "CHEST", "date_from": ...}
+    selection = models.JSONField(default=dict)
+    deid_options = models.JSONField(default=list)
+    defaced_upstream = models.BooleanField(default=False)
+    # The key behind this dataset's pseudonyms and UIDs. It never leaves the registry.
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(enforcement="log-only") | (
+                    ~models.Q(irb_waiver="") & ~models.Q(approving_body="")
+                    & ~models.Q(approver="")),
+                name="log_only_needs_legal_basis"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def legal_basis(self) -> str:
+        if not self.irb_waiver:
+            return ""
+        return f"IRB waiver {self.irb_waiver} ({self.approving_body}, {self.approver})"
+
+
+class VersionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETE = "complete", "Complete"
+    FAILED = "failed", "Failed"
+
+
+class DatasetVersion(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=VersionStatus.choices,
+                              default=VersionStatus.QUEUED)
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    studies_total = models.PositiveIntegerField(default=0)
+    studies_done = models.PositiveIntegerField(default=0)
+    files_written = models.PositiveIntegerField(default=0)
+    bytes_written = models.BigIntegerField(default=0)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"],
+                                               name="one_number_per_version")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} v{self.number} ({self.status})"
+
+
+class VersionStudy(models.Model):
+    """One study's fate in one version: included (with its pseudonymous UID) or not, why."""
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
+                                related_name="studies")
+    study = models.ForeignKey(ImagingStudy, on_delete=models.PROTECT, related_name="+")
+    included = models.BooleanField()
+    violation = models.BooleanField(default=False)
+    reason = models.TextField()
+    pseudo_study_uid = models.CharField(max_length=64, blank=True)
+    files = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "study"],
+                                               name="one_fate_per_study")]
+
+    def __str__(self) -> str:
+        return f"{self.study_id} in {self.version_id}: {'in' if self.included else 'out'}"
+
+
+class Pseudonym(models.Model):
+    """The re-identification key: which patient is behind a dataset's pseudonym."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    pseudonym = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "patient"],
+                                               name="one_pseudonym_per_patient")]
+
+    def __str__(self) -> str:
+        return self.pseudonym

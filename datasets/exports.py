@@ -1,0 +1,262 @@
+"""Exports gated on consent (DESIGN.md, "Exports").
+
+An export runs as a job: decide for the whole selection (set-based), then study by study:
+check it can be made safe, re-check consent just before writing (a withdrawal during the run
+drops the study), de-identify each instance into a staging directory, and record the
+study's fate with its ledger event. The manifest is written and signed last, and only then
+is the staging directory renamed to the published one. A killed worker leaves a staging
+directory and a version that is not complete; running the job again resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+import pydicom
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit import ledger
+from audit.ledger import Actor
+from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
+from consent.models import ImagingStudy, Instance, Purpose
+from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
+from datasets.manifest import write_manifest
+from datasets.models import (
+    Dataset,
+    DatasetVersion,
+    Enforcement,
+    Pseudonym,
+    VersionStatus,
+    VersionStudy,
+)
+from datasets.selection import selected_studies, unsafe_reason
+from outbox.services import outbox_publish
+
+EXPORT_REQUESTED = "datasets.export_requested"
+DCM_EXPORT = "110106"
+SOFTWARE = "Consentry 0.1"
+
+
+def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, selection: dict,
+                   actor: Actor, enforcement: str = Enforcement.EXCLUDE,
+                   deid_options: list[str] | None = None, irb_waiver: str = "",
+                   approving_body: str = "", approver: str = "", description: str = "",
+                   defaced_upstream: bool = False) -> Dataset:
+    if enforcement not in Enforcement.values:
+        raise ValidationError({"enforcement": f"unknown mode {enforcement!r}"})
+    if enforcement == Enforcement.LOG_ONLY and not (irb_waiver and approving_body
+                                                     and approver):
+        raise ValidationError({"irb_waiver": "log-only needs a legal basis: IRB waiver "
+                                             "number, approving body and approver"})
+    options = list(deid_options if deid_options is not None else
+                   [Option.MODIFIED_DATES, Option.PATIENT_CHARACTERISTICS])
+    unknown = set(options) - set(Option.ALL)
+    if unknown:
+        raise ValidationError({"deid_options": f"unknown options {sorted(unknown)}"})
+    if not (selection.get("study_uids") or any(selection.get(k) for k in (
+            "modality", "body_part", "date_from", "date_to", "min_age", "max_age"))):
+        raise ValidationError({"selection": "select studies by UID or by a query"})
+    with transaction.atomic():
+        dataset = Dataset.objects.create(
+            name=name.strip(), purpose=purpose, owner=owner, recipient=recipient.strip(),
+            description=description, enforcement=enforcement, irb_waiver=irb_waiver,
+            approving_body=approving_body, approver=approver, selection=selection,
+            deid_options=options, defaced_upstream=defaced_upstream,
+            secret=secrets.token_hex(32))
+        ledger.record(action="dataset.created", actor=actor, dataset_ref=dataset.pk,
+                      purpose_code=purpose.code, legal_basis=dataset.legal_basis,
+                      details={"name": dataset.name, "recipient": dataset.recipient,
+                               "enforcement": enforcement, "selection": selection})
+    return dataset
+
+
+def export_request(*, dataset: Dataset, actor: Actor) -> DatasetVersion:
+    """A new numbered version, queued durably for a worker."""
+    with transaction.atomic():
+        last = (DatasetVersion.objects.select_for_update().filter(dataset=dataset)
+                .order_by("-number").first())
+        version = DatasetVersion.objects.create(
+            dataset=dataset, number=(last.number + 1) if last else 1,
+            requested_by=actor.label)
+        outbox_publish(kind=EXPORT_REQUESTED, payload={"version_id": version.pk})
+    return version
+
+
+def export_preview(dataset: Dataset) -> dict:
+    """How many studies would be included and excluded, by reason, without writing."""
+    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
+                            timezone.now())
+    included = sum(1 for d in decisions.values() if d.allowed)
+    reasons: dict[str, int] = {}
+    for decision in decisions.values():
+        if not decision.allowed:
+            reasons[_consent_reason(decision)] = reasons.get(_consent_reason(decision), 0) + 1
+    return {"selected": len(decisions), "included": included, "excluded": reasons}
+
+
+def _consent_reason(decision: ConsentDecision) -> str:
+    return "no consent (default policy)" if decision.by_default_policy else \
+        "consent refused or withdrawn"
+
+
+def version_dir(version: DatasetVersion, *, staging: bool = False) -> Path:
+    base = Path(settings.EXPORT_DIR) / f"dataset-{version.dataset_id}"
+    return base / (f"v{version.number}.partial" if staging else f"v{version.number}")
+
+
+def export_run(*, version_id: int) -> DatasetVersion:
+    """The job. Idempotent: a complete version is left alone; an interrupted one resumes."""
+    version = DatasetVersion.objects.select_related("dataset", "dataset__purpose").get(
+        pk=version_id)
+    if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
+        return version
+    dataset = version.dataset
+    actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
+    studies = list(selected_studies(dataset.selection))
+    tree = PurposeTree.load()
+    decisions = decide_many(ImagingStudy.objects.filter(pk__in=[s.pk for s in studies]),
+                            dataset.purpose, timezone.now(), tree=tree)
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        status=VersionStatus.RUNNING, studies_total=len(studies),
+        decided_at=version.decided_at or timezone.now())
+
+    refused = [s for s in studies if not decisions[s.pk].allowed]
+    if dataset.enforcement == Enforcement.REJECT and refused:
+        return _fail(version, actor, f"{len(refused)} selected studies lack consent: " +
+                     ", ".join(s.study_uid for s in refused[:50]), refused, decisions)
+
+    staging = version_dir(version, staging=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    context = DeidContext(secret=bytes.fromhex(dataset.secret),
+                          options=frozenset(dataset.deid_options))
+    done = set(VersionStudy.objects.filter(version=version).values_list("study_id", flat=True))
+    for study in studies:
+        if study.pk in done:
+            continue  # resumed: this study's fate is already recorded
+        _export_study(version, study, decisions[study.pk], context, staging, actor, tree)
+
+    manifest_sha = write_manifest(staging, _provenance(version))
+    final = version_dir(version)
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)  # published only now, whole
+    with transaction.atomic():
+        DatasetVersion.objects.filter(pk=version.pk).update(
+            status=VersionStatus.COMPLETE, finished_at=timezone.now(),
+            manifest_sha256=manifest_sha)
+        ledger.record(action="export.delivered", event_code=DCM_EXPORT, actor=actor,
+                      dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
+                      legal_basis=dataset.legal_basis,
+                      details={"version": version.number, "recipient": dataset.recipient,
+                               "manifest_sha256": manifest_sha})
+    version.refresh_from_db()
+    return version
+
+
+def _export_study(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
+                  context: DeidContext, staging: Path, actor: Actor,
+                  tree: PurposeTree) -> None:
+    dataset = version.dataset
+    log_only = dataset.enforcement == Enforcement.LOG_ONLY
+    if not decision.allowed and not log_only:
+        _record_fate(version, study, actor, decision, included=False,
+                     reason=_consent_reason(decision))
+        return
+    instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
+    headers = [pydicom.dcmread(i.path, stop_before_pixels=True) for i in instances]
+    unsafe = unsafe_reason(study, [str(h.get("BurnedInAnnotation", "") or "").upper()
+                                   for h in headers], defaced_upstream=dataset.defaced_upstream)
+    if unsafe:
+        _record_fate(version, study, actor, decision, included=False, reason=unsafe)
+        return
+    # Re-check just before writing: a withdrawal since the decision above wins.
+    latest = decide(study, dataset.purpose, timezone.now(), tree=tree)
+    if not latest.allowed and not log_only:
+        _record_fate(version, study, actor, latest, included=False,
+                     reason="consent withdrawn during the export")
+        return
+    written = 0
+    size = 0
+    pseudo_uid = context.remap_uid(study.study_uid)
+    for instance in instances:
+        ds = deidentify(pydicom.dcmread(instance.path), context,
+                        consent=ConsentStamp("YES" if latest.allowed else "NO"))
+        target = staging / ds.StudyInstanceUID / ds.SeriesInstanceUID / \
+            f"{ds.SOPInstanceUID}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target, enforce_file_format=True)
+        written += 1
+        size += target.stat().st_size
+    Pseudonym.objects.get_or_create(
+        dataset=dataset, patient_id=study.patient_id,
+        defaults={"pseudonym": context.pseudonym(study.patient.issuer, study.patient.mrn)})
+    _record_fate(version, study, actor, latest, included=True, violation=not latest.allowed,
+                 reason=latest.reason, pseudo_uid=pseudo_uid, files=written, size=size)
+
+
+def _record_fate(version, study, actor, decision, *, included: bool, reason: str,
+                 violation: bool = False, pseudo_uid: str = "", files: int = 0,
+                 size: int = 0) -> None:
+    dataset = version.dataset
+    action = ("export.violation" if violation else "export.included") if included else \
+        "export.excluded"
+    with transaction.atomic():
+        VersionStudy.objects.create(version=version, study=study, included=included,
+                                    violation=violation, reason=reason,
+                                    pseudo_study_uid=pseudo_uid, files=files)
+        ledger.record(
+            action=action, event_code=DCM_EXPORT, actor=actor, patient_ref=study.patient_id,
+            study_uid=study.study_uid, dataset_ref=dataset.pk,
+            purpose_code=dataset.purpose.code, legal_basis=dataset.legal_basis,
+            consent_record_ids=list(decision.record_ids), reason=reason,
+            outcome="success" if included else "denied",
+            details={"version": version.number, "recipient": dataset.recipient,
+                     "pseudonymous_study_uid": pseudo_uid, "files": files})
+        DatasetVersion.objects.filter(pk=version.pk).update(
+            studies_done=F("studies_done") + 1, files_written=F("files_written") + files,
+            bytes_written=F("bytes_written") + size)
+
+
+def _fail(version, actor, message, refused, decisions) -> DatasetVersion:
+    for study in refused:
+        if not VersionStudy.objects.filter(version=version, study=study).exists():
+            _record_fate(version, study, actor, decisions[study.pk], included=False,
+                         reason=_consent_reason(decisions[study.pk]))
+    DatasetVersion.objects.filter(pk=version.pk).update(
+        status=VersionStatus.FAILED, finished_at=timezone.now(), error=message[:5000])
+    version.refresh_from_db()
+    return version
+
+
+def _provenance(version: DatasetVersion) -> dict:
+    dataset = version.dataset
+    fates = VersionStudy.objects.filter(version=version)
+    excluded: dict[str, int] = {}
+    for reason in fates.filter(included=False).values_list("reason", flat=True):
+        excluded[reason] = excluded.get(reason, 0) + 1
+    return {
+        "dataset": dataset.name, "version": version.number,
+        "purpose": dataset.purpose.code, "recipient": dataset.recipient,
+        "legal_basis": dataset.legal_basis or "patient consent",
+        "enforcement": dataset.enforcement,
+        "consent_rule_revision": "DESIGN.md consent decision rule, 2026",
+        "deidentification": f"DICOM PS3.15 Table E.1-1 rev. 2024e, options "
+                            f"{sorted(dataset.deid_options)}",
+        "software": SOFTWARE,
+        "decided_at": version.decided_at.isoformat() if version.decided_at else None,
+        "studies": sorted(fates.filter(included=True).values_list("pseudo_study_uid",
+                                                                  flat=True)),
+        "excluded_by_reason": excluded,
+    }
+
+
+def export_job_handler(payload: dict) -> None:
+    """Outbox handler: run (or resume) the version."""
+    export_run(version_id=payload["version_id"])

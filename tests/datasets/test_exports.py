@@ -1,0 +1,190 @@
+"""Exports gated on consent: modes, safety exclusions, the re-check before writing,
+manifests that detect tampering, and the ledger's record of every study decided."""
+
+import json
+from datetime import date
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+
+from audit.ledger import Actor
+from audit.models import AuditEvent
+from config.celery import app
+from consent.demo import RECIPES, SyntheticPatient, write_study
+from consent.models import ImagingStudy, Patient, Purpose
+from consent.registration import dicom_ingest_paths
+from consent.selectors import current_form
+from consent.services import consent_record
+from datasets import exports
+from datasets.exports import dataset_create, export_request, export_run, version_dir
+from datasets.models import Enforcement, VersionStatus, VersionStudy
+
+STEWARD = Actor(label="stella", role="steward")
+BY_NAME = {r.description: r for r in RECIPES}
+
+
+@pytest.fixture(autouse=True)
+def inline_celery():
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+@pytest.fixture
+def hospital(db, tmp_path):
+    """Ann said yes to AI training; Ben said nothing (opt-in: no)."""
+    people = {"ann": SyntheticPatient("MRN-ANN", "Anvers^Ann", date(1970, 1, 2), "F"),
+              "ben": SyntheticPatient("MRN-BEN", "Bexley^Ben", date(1980, 3, 4), "M")}
+    files = []
+    for key, recipes in {"ann": ["CR CHEST PA", "MR KNEE LEFT", "CT HEAD WITHOUT CONTRAST",
+                                 "US ABDOMEN"],
+                         "ben": ["CR CHEST PA"]}.items():
+        for n, name in enumerate(recipes):
+            files += write_study(out_dir=tmp_path / "in", patient=people[key],
+                                 recipe=BY_NAME[name], study_date=date(2025, 5, 1 + n),
+                                 accession=f"{key}-{n}")
+    dicom_ingest_paths(paths=files, actor=STEWARD, source="test")
+    ann = Patient.objects.get(mrn="MRN-ANN")
+    consent_record(patient=ann, purpose=Purpose.objects.get(code="ai-training"),
+                   decision="permit", actor=STEWARD, source="paper", form=current_form())
+    return {"ann": ann, "ben": Patient.objects.get(mrn="MRN-BEN")}
+
+
+def make_dataset(steward, **kwargs):
+    fields = {"name": "Chest AI", "purpose": Purpose.objects.get(code="ai-training"),
+              "owner": steward, "recipient": "Acme AI Lab", "actor": STEWARD,
+              "selection": {"date_from": "2025-01-01"}}
+    return dataset_create(**{**fields, **kwargs})
+
+
+def run_export(dataset, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        version = export_request(dataset=dataset, actor=STEWARD)
+    version.refresh_from_db()
+    return version
+
+
+def fates(version):
+    return {f.study.description: (f.included, f.reason) for f in
+            VersionStudy.objects.filter(version=version).select_related("study")}
+
+
+def test_exclude_mode_exports_only_consented_safe_studies(steward, hospital, data_dir,
+                                                          django_capture_on_commit_callbacks):
+    version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    result = fates(version)
+    assert result["MR KNEE LEFT"][0] is True
+    assert "3D head" in result["CT HEAD WITHOUT CONTRAST"][1]
+    assert "burned-in" in result["US ABDOMEN"][1]
+    chest = [f for f in VersionStudy.objects.filter(version=version,
+                                                    study__description="CR CHEST PA")]
+    assert sorted(f.included for f in chest) == [False, True]  # Ann yes, Ben no
+    assert any("no consent" in f.reason for f in chest if not f.included)
+    out = version_dir(version)
+    assert not version_dir(version, staging=True).exists()
+    call_command("verify_export", str(out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipient"] == "Acme AI Lab" and manifest["purpose"] == "ai-training"
+    assert sum(manifest["excluded_by_reason"].values()) == 3
+    text = (out / "manifest.json").read_text() + (out / "manifest.csv").read_text()
+    for study in ImagingStudy.objects.all():
+        assert study.study_uid not in text  # pseudonymous ids only
+    events = AuditEvent.objects.filter(action__startswith="export.", dataset_ref=str(
+        version.dataset_id)).exclude(action="export.delivered")
+    assert events.count() == VersionStudy.objects.filter(version=version).count() == 5
+    assert all(e.event_code == "110106" for e in events)
+
+
+def test_a_rerun_changes_nothing(steward, hospital, data_dir,
+                                 django_capture_on_commit_callbacks):
+    version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    before = (AuditEvent.objects.count(), VersionStudy.objects.count())
+    again = export_run(version_id=version.pk)
+    assert again.status == VersionStatus.COMPLETE
+    assert (AuditEvent.objects.count(), VersionStudy.objects.count()) == before
+
+
+def test_reject_mode_fails_with_the_list_of_studies(steward, hospital, data_dir,
+                                                    django_capture_on_commit_callbacks):
+    dataset = make_dataset(steward, enforcement=Enforcement.REJECT)
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.FAILED
+    ben_chest = ImagingStudy.objects.get(patient__mrn="MRN-BEN")
+    assert ben_chest.study_uid in version.error
+    assert not version_dir(version).exists()
+
+
+def test_log_only_needs_a_legal_basis(steward, hospital):
+    with pytest.raises(ValidationError) as refused:
+        make_dataset(steward, enforcement=Enforcement.LOG_ONLY)
+    assert "irb_waiver" in refused.value.message_dict
+
+
+def test_log_only_exports_regardless_and_logs_each_violation(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    dataset = make_dataset(steward, enforcement=Enforcement.LOG_ONLY, irb_waiver="W-1",
+                           approving_body="Ethics Board", approver="Dr Q",
+                           selection={"modality": "CR"})
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    violation = AuditEvent.objects.get(action="export.violation")
+    assert violation.patient_ref == str(hospital["ben"].pk)
+    assert "IRB waiver W-1" in violation.legal_basis
+
+
+def test_a_withdrawal_between_decide_and_write_drops_the_study(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks, monkeypatch):
+    real = exports.unsafe_reason
+
+    def withdraw_then_check(study, burned_in, **kwargs):
+        if study.description == "MR KNEE LEFT":  # Ann changes her mind mid-export
+            consent_record(patient=study.patient, purpose=Purpose.objects.get(
+                code="ai-training"), decision="deny", actor=STEWARD, source="portal",
+                form=current_form(), scope_kind="study", scope_value=study.study_uid)
+        return real(study, burned_in, **kwargs)
+
+    monkeypatch.setattr(exports, "unsafe_reason", withdraw_then_check)
+    version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    assert fates(version)["MR KNEE LEFT"] == (False, "consent withdrawn during the export")
+
+
+def test_tampering_after_export_fails_verification(steward, hospital, data_dir,
+                                                  django_capture_on_commit_callbacks):
+    out = version_dir(run_export(make_dataset(steward), django_capture_on_commit_callbacks))
+    a_file = next(out.rglob("*.dcm"))
+    a_file.write_bytes(a_file.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(CommandError, match="changed file"):
+        call_command("verify_export", str(out))
+
+
+def test_an_edited_manifest_fails_verification(steward, hospital, data_dir,
+                                              django_capture_on_commit_callbacks):
+    out = version_dir(run_export(make_dataset(steward), django_capture_on_commit_callbacks))
+    manifest = out / "manifest.json"
+    manifest.write_text(manifest.read_text().replace("Acme AI Lab", "Someone Else"))
+    with pytest.raises(CommandError, match="signature"):
+        call_command("verify_export", str(out))
+
+
+def test_exports_appear_in_the_accounting_of_disclosures(steward, hospital, data_dir,
+                                                         django_capture_on_commit_callbacks):
+    from audit.selectors import disclosures_for_mrn
+
+    run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    shown = list(disclosures_for_mrn("MRN-ANN"))
+    assert shown and all(e.details["recipient"] == "Acme AI Lab" for e in shown)
+    assert not disclosures_for_mrn("MRN-BEN").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"selection": {}}, "selection"),
+    ({"enforcement": "sometimes"}, "enforcement"),
+    ({"deid_options": ["keep-everything"]}, "deid_options"),
+])
+def test_bad_datasets_are_refused(steward, hospital, kwargs, field):
+    with pytest.raises(ValidationError) as refused:
+        make_dataset(steward, **kwargs)
+    assert field in refused.value.message_dict
