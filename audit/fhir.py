@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from audit import codes
 from audit.models import AuditEvent, Outcome
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
-DCM_DISPLAY = {"110100": "Application Activity", "110106": "Export", "110107": "Import",
-               "110110": "Patient Record", "110112": "Query", "110114": "User Authentication"}
 # FHIR AuditEvent.action: Create, Read, Update, Delete, Execute.
 ACTION_CODES = {"consent.recorded": "C", "consent.withdrawn": "C", "dicom.registered": "C",
                 "phi.viewed": "R", "phi.searched": "E", "consent.checked": "E",
@@ -17,7 +16,7 @@ OUTCOME_CODES = {Outcome.SUCCESS: "0", Outcome.DENIED: "4", Outcome.FAILURE: "8"
 
 
 def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
-    code = event.event_code or "110100"
+    code = event.event_code or codes.APPLICATION_ACTIVITY
     agent: dict[str, Any] = {
         "who": {"display": event.actor_label},
         "requestor": True,
@@ -32,7 +31,7 @@ def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(event.pk),
-        "type": {"system": DCM, "code": code, "display": DCM_DISPLAY.get(code, code)},
+        "type": {"system": DCM, "code": code, "display": codes.DISPLAY.get(code, code)},
         "subtype": [{"system": "urn:consentry:action", "code": event.action}],
         "action": ACTION_CODES.get(event.action, "E"),
         "recorded": event.occurred_at.isoformat(),

@@ -183,7 +183,8 @@ def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
 
 def _seal_already_scheduled() -> bool:
     # One seal after commit covers every event of the transaction; a batch of 200 events
-    # should not queue 200 sealers.
+    # should not queue 200 sealers. (run_on_commit holds (savepoints, func, robust) tuples:
+    # a Django internal, so the ledger tests would show if it changed.)
     return any(func is seal_quietly for _, func, _ in connection.run_on_commit)
 
 

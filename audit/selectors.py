@@ -30,26 +30,18 @@ class EventFilters:
     purpose: str = ""
 
 
+# Each filter and the lookup it becomes; patient_mrn goes through the consent app's resolver.
+_LOOKUPS = {"since": "occurred_at__gte", "until": "occurred_at__lt", "actor": "actor_label",
+            "action": "action", "outcome": "outcome", "study_uid": "study_uid",
+            "dataset": "dataset_ref", "purpose": "purpose_code"}
+
+
 def events_matching(filters: EventFilters) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.all()
-    if filters.since:
-        events = events.filter(occurred_at__gte=filters.since)
-    if filters.until:
-        events = events.filter(occurred_at__lt=filters.until)
-    if filters.actor:
-        events = events.filter(actor_label=filters.actor)
-    if filters.action:
-        events = events.filter(action=filters.action)
-    if filters.outcome:
-        events = events.filter(outcome=filters.outcome)
+    events = AuditEvent.objects.filter(**{
+        lookup: getattr(filters, name) for name, lookup in _LOOKUPS.items()
+        if getattr(filters, name)})
     if filters.patient_mrn:
         events = events.filter(patient_ref__in=patient_refs_for_mrn(filters.patient_mrn))
-    if filters.study_uid:
-        events = events.filter(study_uid=filters.study_uid)
-    if filters.dataset:
-        events = events.filter(dataset_ref=filters.dataset)
-    if filters.purpose:
-        events = events.filter(purpose_code=filters.purpose)
     return events.order_by("-id")
 
 

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import ledger
+from audit import codes, ledger
 from consent import selectors
 from consent.api_access import request_actor, scoped
 from consent.engine import PurposeTree
@@ -27,7 +27,7 @@ STAFF_SOURCES = [(s.value, s.label) for s in (Source.PAPER, Source.VERBAL, Sourc
 def log_search(request, what: str, criteria: dict) -> None:
     """A search of the registry is a use of patients' data: the ledger names who searched
     for what (the token too, for systems)."""
-    ledger.record(action="phi.searched", event_code="110112", actor=request_actor(request),
+    ledger.record(action="phi.searched", event_code=codes.QUERY, actor=request_actor(request),
                   details={"what": what, "criteria": {k: str(v) for k, v in criteria.items()},
                            "page": request.query_params.get("page", "1")[:10]})
 
@@ -151,10 +151,21 @@ class PatientConsentListApi(generics.ListAPIView):
 
     def get_queryset(self):
         patient = get_object_or_404(Patient, pk=self.kwargs["patient_id"])
-        ledger.record(action="phi.viewed", event_code="110110",
+        ledger.record(action="phi.viewed", event_code=codes.PATIENT_RECORD,
                       actor=request_actor(self.request), patient_ref=patient.pk,
                       details={"what": "consent records", "via": "api"})
         return selectors.patient_history(patient)
+
+
+def _patient_and_purpose(data: dict) -> tuple[Patient, Purpose]:
+    """Take the validated ids out of ``data``; a missing one is a 400 naming its field."""
+    patient = Patient.objects.filter(pk=data.pop("patient")).first()
+    if patient is None:
+        raise ValidationError({"patient": ["No such patient."]})
+    try:
+        return patient, PurposeTree.load().get(data.pop("purpose"))
+    except LookupError:
+        raise ValidationError({"purpose": ["Unknown purpose."]}) from None
 
 
 class ConsentCreateApi(APIView):
@@ -185,13 +196,7 @@ class ConsentCreateApi(APIView):
         serializer = self.ConsentCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        patient = Patient.objects.filter(pk=data.pop("patient")).first()
-        if patient is None:
-            raise ValidationError({"patient": ["No such patient."]})
-        try:
-            purpose = PurposeTree.load().get(data.pop("purpose"))
-        except LookupError:
-            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        patient, purpose = _patient_and_purpose(data)
         form = selectors.consent_form(version=data.pop("form_version", None))
         if form is None:
             raise ValidationError({"form_version": ["No such consent form version."]})
@@ -224,13 +229,7 @@ class ConsentWithdrawApi(APIView):
         serializer = self.ConsentWithdrawInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        patient = Patient.objects.filter(pk=data.pop("patient")).first()
-        if patient is None:
-            raise ValidationError({"patient": ["No such patient."]})
-        try:
-            purpose = PurposeTree.load().get(data.pop("purpose"))
-        except LookupError:
-            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        patient, purpose = _patient_and_purpose(data)
         try:
             record = consent_withdraw(patient=patient, purpose=purpose,
                                       form=selectors.current_form(),

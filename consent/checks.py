@@ -7,13 +7,12 @@ from datetime import datetime
 
 from django.db import transaction
 
-from audit import ledger
+from audit import codes, ledger
 from audit.ledger import Actor
 from consent.engine import ConsentDecision, PurposeTree, decide_many
 from consent.models import ImagingStudy, Patient
 
 MAX_STUDIES = 10_000
-DCM_QUERY = "110112"
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def consent_check(*, purpose_code: str, at: datetime, actor: Actor,
     unknown = [uid for uid in asked if uid not in set(known.values())]
     single_patient = {a.patient_id for a in answers}
     ledger.record(
-        action="consent.checked", event_code=DCM_QUERY, actor=actor,
+        action="consent.checked", event_code=codes.QUERY, actor=actor,
         purpose_code=purpose.code,
         patient_ref=next(iter(single_patient)) if len(single_patient) == 1 else "",
         study_uid=answers[0].study_uid if len(answers) == 1 else "",

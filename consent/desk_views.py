@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audit import ledger
+from audit import codes, ledger
 from audit.ledger import Actor
 from consent import selectors
 from consent.engine import PurposeTree
@@ -54,7 +54,7 @@ def patient(request, patient_id: int):
     record = get_object_or_404(Patient, pk=patient_id)
     with transaction.atomic():
         # Opening a patient's record is itself a use of their data.
-        ledger.record(action="phi.viewed", event_code="110110", actor=_actor(request),
+        ledger.record(action="phi.viewed", event_code=codes.PATIENT_RECORD, actor=_actor(request),
                       patient_ref=record.pk, details={"what": "patient page", "via": "desk"})
     studies, purposes, grid = selectors.scans_with_decisions(record, timezone.now())
     rows = [(study, [(p, grid[(study.pk, p.pk)]) for p in purposes]) for study in studies]

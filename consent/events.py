@@ -5,13 +5,8 @@ transaction of the change it records."""
 
 from typing import Any
 
-from audit import ledger
+from audit import codes, ledger
 from audit.ledger import Actor
-
-# DICOM PS3.15 / IHE ATNA event IDs (DCM codes).
-DCM_IMPORT = "110107"
-DCM_PATIENT_RECORD = "110110"
-DCM_USER_AUTHENTICATION = "110114"
 
 
 def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: str,
@@ -19,7 +14,7 @@ def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: s
                      instances_added: int, correlation_id: str = "") -> dict[str, Any]:
     return ledger.event_draft(
         action="dicom.registered",
-        event_code=DCM_IMPORT,
+        event_code=codes.IMPORT,
         actor=actor,
         patient_ref=patient_id,
         study_uid=study_uid,
@@ -37,7 +32,7 @@ def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: s
 def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str, Any]:
     return ledger.event_draft(
         action="consent.withdrawn" if withdrawal else "consent.recorded",
-        event_code=DCM_PATIENT_RECORD,
+        event_code=codes.PATIENT_RECORD,
         actor=actor,
         patient_ref=record.patient_id,
         study_uid=record.scope_value if record.scope_kind == "study" else "",
@@ -67,5 +62,5 @@ def portal_invited(*, actor: Actor, invite: Any) -> dict[str, Any]:
 
 def portal_joined(*, actor: Actor, patient_id: int) -> dict[str, Any]:
     return ledger.event_draft(
-        action="portal.joined", event_code=DCM_USER_AUTHENTICATION, actor=actor,
+        action="portal.joined", event_code=codes.USER_AUTHENTICATION, actor=actor,
         patient_ref=patient_id)

@@ -33,6 +33,20 @@ def _context(request, patient, tab):
             "needs_review": selectors.needs_review(patient)}
 
 
+def _patient_actor(request) -> Actor:
+    return Actor.for_user(request.user, role=Role.PATIENT, ip=request.META.get("REMOTE_ADDR"))
+
+
+def _proxy(request, patient) -> dict[str, str]:
+    """Who chose, when a guardian acts for a dependant; empty when patients act for
+    themselves."""
+    acting = selectors.guardianship(request.user, patient)
+    if acting is None:
+        return {"proxy_name": "", "proxy_relationship": ""}
+    return {"proxy_name": request.user.get_full_name() or request.user.get_username(),
+            "proxy_relationship": acting.relationship}
+
+
 @login_required
 def portal_home(request):
     patients = list(selectors.patients_for_user(request.user)[:2])
@@ -77,18 +91,12 @@ def change(request, patient_id: int):
         return render(request, "portal/confirm.html", {
             **_context(request, patient, "choices"), "form": form, "purpose": purpose,
             "decision": data["decision"], "scope_label": scope_label})
-    acting = selectors.guardianship(request.user, patient)
     try:
         consent_record(
             patient=patient, purpose=purpose, decision=data["decision"],
-            actor=Actor.for_user(request.user, role=Role.PATIENT,
-                                 ip=request.META.get("REMOTE_ADDR")),
-            source=Source.PORTAL, form=selectors.current_form(),
-            scope_kind=data["scope_kind"], scope_value=data["scope_value"],
-            proxy_name=request.user.get_full_name() or request.user.get_username()
-            if acting else "",
-            proxy_relationship=acting.relationship if acting else "",
-        )
+            actor=_patient_actor(request), source=Source.PORTAL,
+            form=selectors.current_form(), scope_kind=data["scope_kind"],
+            scope_value=data["scope_value"], **_proxy(request, patient))
     except ValidationError as exc:
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
         return redirect("portal-choices", patient_id=patient.pk)
@@ -117,14 +125,9 @@ def _scope_label(patient, kind: str, value: str) -> str:
 def reaffirm(request, patient_id: int):
     """"Keep my choices" after the consent text changed."""
     patient = selectors.patient_for_user(request.user, patient_id)
-    acting = selectors.guardianship(request.user, patient)
-    kept = consent_reaffirm(
-        patient=patient, form=selectors.current_form(), source=Source.PORTAL,
-        actor=Actor.for_user(request.user, role=Role.PATIENT,
-                             ip=request.META.get("REMOTE_ADDR")),
-        proxy_name=(request.user.get_full_name() or request.user.get_username())
-        if acting else "",
-        proxy_relationship=acting.relationship if acting else "")
+    kept = consent_reaffirm(patient=patient, form=selectors.current_form(),
+                            source=Source.PORTAL, actor=_patient_actor(request),
+                            **_proxy(request, patient))
     messages.success(request, f"Thank you. Your {len(kept)} choices are kept under the new "
                               "text.")
     return redirect("portal-choices", patient_id=patient.pk)

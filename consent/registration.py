@@ -32,6 +32,7 @@ from consent.models import (
 )
 
 BATCH_SIZE = 200
+INGEST_REQUESTED = "dicom.ingest_requested"
 
 
 class Status:
@@ -294,8 +295,6 @@ def ingest_job_queue(*, paths: list[str], actor: Actor) -> IngestJob:
         outbox_publish(kind=INGEST_REQUESTED, payload={"job_id": job.pk})
     return job
 
-
-INGEST_REQUESTED = "dicom.ingest_requested"
 
 
 def ingest_job_run(*, job_id: int) -> None:

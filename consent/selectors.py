@@ -188,19 +188,11 @@ def patient_search(*, query: str = "", mrn: str = "", issuer: str = "") -> Query
 
 def study_search(*, mrn: str = "", issuer: str = "", accession: str = "", study_uid: str = "",
                  date_from=None, date_to=None, modality: str = "") -> QuerySet[ImagingStudy]:
-    studies = ImagingStudy.objects.select_related("patient").order_by("-study_date", "pk")
-    if mrn:
-        studies = studies.filter(patient__mrn=mrn)
-    if issuer:
-        studies = studies.filter(patient__issuer=issuer)
-    if accession:
-        studies = studies.filter(accession_number=accession)
-    if study_uid:
-        studies = studies.filter(study_uid=study_uid)
-    if date_from:
-        studies = studies.filter(study_date__gte=date_from)
-    if date_to:
-        studies = studies.filter(study_date__lte=date_to)
+    wanted = {"patient__mrn": mrn, "patient__issuer": issuer, "accession_number": accession,
+              "study_uid": study_uid, "study_date__gte": date_from, "study_date__lte": date_to}
+    studies = (ImagingStudy.objects.select_related("patient")
+               .filter(**{lookup: value for lookup, value in wanted.items() if value})
+               .order_by("-study_date", "pk"))
     if modality:
         studies = studies.filter(
             pk__in=Series.objects.filter(modality=modality.upper()).values("study_id"))

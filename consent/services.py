@@ -16,7 +16,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from audit import ledger
+from audit import codes, ledger
 from audit.ledger import Actor
 from consent import events
 from consent.models import (
@@ -260,7 +260,7 @@ def disclosure_record(*, study: ImagingStudy, purpose: Purpose, recipient: str, 
     if not decision.allowed and not legal_basis:
         raise ValidationError({"purpose": decision.reason})
     return ledger.record(
-        action="disclosure", event_code="110106", actor=actor, patient_ref=study.patient_id,
+        action="disclosure", event_code=codes.EXPORT, actor=actor, patient_ref=study.patient_id,
         study_uid=study.study_uid, purpose_code=purpose.code, legal_basis=legal_basis,
         consent_record_ids=list(decision.record_ids), reason=decision.reason,
         details={"recipient": recipient, "what": study.description or study.modalities})

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit import ledger
+from audit import codes, ledger
 from audit.ledger import Actor
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
 from consent.models import ImagingStudy, Instance, Purpose
@@ -40,7 +40,6 @@ from datasets.selection import selected_studies, unsafe_reason
 from outbox.services import outbox_publish
 
 EXPORT_REQUESTED = "datasets.export_requested"
-DCM_EXPORT = "110106"
 SOFTWARE = "Consentry 0.1"
 
 
@@ -151,7 +150,7 @@ def export_run(*, version_id: int) -> DatasetVersion:
         DatasetVersion.objects.filter(pk=version.pk).update(
             status=VersionStatus.COMPLETE, finished_at=timezone.now(),
             manifest_sha256=manifest_sha)
-        ledger.record(action="export.delivered", event_code=DCM_EXPORT, actor=actor,
+        ledger.record(action="export.delivered", event_code=codes.EXPORT, actor=actor,
                       dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
                       legal_basis=dataset.legal_basis,
                       details={"version": version.number, "recipient": dataset.recipient,
@@ -212,7 +211,7 @@ def _record_fate(version, study, actor, decision, *, included: bool, reason: str
                                     violation=violation, reason=reason,
                                     pseudo_study_uid=pseudo_uid, files=files)
         ledger.record(
-            action=action, event_code=DCM_EXPORT, actor=actor, patient_ref=study.patient_id,
+            action=action, event_code=codes.EXPORT, actor=actor, patient_ref=study.patient_id,
             study_uid=study.study_uid, dataset_ref=dataset.pk,
             purpose_code=dataset.purpose.code, legal_basis=dataset.legal_basis,
             consent_record_ids=list(decision.record_ids), reason=reason,

@@ -18,7 +18,8 @@ def selected_studies(selection: dict) -> QuerySet[ImagingStudy]:
     """Explicit StudyInstanceUIDs, or a query on modality, body part, dates, patient age."""
     studies = ImagingStudy.objects.all()
     if "study_uids" in selection:
-        return studies.filter(study_uid__in=selection["study_uids"]).order_by("pk")
+        return (studies.filter(study_uid__in=selection["study_uids"])
+                .select_related("patient").order_by("pk"))
     if selection.get("modality"):
         studies = studies.filter(pk__in=Series.objects.filter(
             modality=selection["modality"].upper()).values("study_id"))
@@ -36,7 +37,8 @@ def selected_studies(selection: dict) -> QuerySet[ImagingStudy]:
                .exclude(study_date__isnull=True).select_related("patient")
                if (low is None or _age(s) >= int(low)) and (high is None or _age(s) <= int(high))]
         studies = ImagingStudy.objects.filter(pk__in=ids)
-    return studies.order_by("pk")
+    # The export reads each study's patient (pseudonyms, ledger): fetch them together.
+    return studies.select_related("patient").order_by("pk")
 
 
 def _age(study: ImagingStudy) -> int:
