@@ -31,6 +31,9 @@ from consent.models import (
     Source,
 )
 from consent.roles import Role
+from outbox.services import outbox_publish
+
+CONSENT_CHANGED = "consent.changed"
 
 
 def normalise_scope(*, patient: Patient, scope_kind: str, scope_value: str) -> str:
@@ -105,6 +108,10 @@ def consent_record(
     withdrawal = previous == Decision.PERMIT and decision == Decision.DENY
     ledger.record_drafts([events.consent_recorded(actor=actor, record=record,
                                                   withdrawal=withdrawal)])
+    if decision == Decision.DENY:
+        # Any deny may withdraw studies already delivered (a narrower scope, a parent
+        # purpose): whoever holds data decides what it affects, after commit.
+        outbox_publish(kind=CONSENT_CHANGED, payload={"record_id": record.pk})
     return record
 
 

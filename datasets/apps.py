@@ -6,7 +6,15 @@ class DatasetsConfig(AppConfig):
     verbose_name = "Datasets and exports"
 
     def ready(self) -> None:
+        from consent.services import CONSENT_CHANGED
         from datasets.exports import EXPORT_REQUESTED, export_job_handler
+        from datasets.withdrawals import (
+            NOTICE_EMAIL,
+            consent_changed_handler,
+            notice_email_send,
+        )
         from outbox.registry import register
 
         register(EXPORT_REQUESTED, export_job_handler)
+        register(CONSENT_CHANGED, consent_changed_handler)
+        register(NOTICE_EMAIL, notice_email_send)

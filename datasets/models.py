@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from consent.models import ImagingStudy, Patient, Purpose
+from consent.models import ConsentRecord, ImagingStudy, Patient, Purpose
 
 
 class Enforcement(models.TextChoices):
@@ -117,3 +117,33 @@ class Pseudonym(models.Model):
 
     def __str__(self) -> str:
         return self.pseudonym
+
+
+class WithdrawalNotice(models.Model):
+    """A delivered version holds studies whose patient has since said no: the owner must
+    stop using them. Studies are listed by their pseudonymous UIDs only."""
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
+                                related_name="notices")
+    # The deny that caused it.
+    consent_record = models.ForeignKey(ConsentRecord, on_delete=models.PROTECT,
+                                       related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"notice on {self.version} ({self.created_at:%Y-%m-%d})"
+
+
+class WithdrawnStudy(models.Model):
+    notice = models.ForeignKey(WithdrawalNotice, on_delete=models.PROTECT,
+                               related_name="studies")
+    # One notice per study per version, however often consent is withdrawn again.
+    version_study = models.OneToOneField(VersionStudy, on_delete=models.PROTECT,
+                                         related_name="withdrawal")
+
+    def __str__(self) -> str:
+        return self.version_study.pseudo_study_uid

@@ -2,73 +2,19 @@
 manifests that detect tampering, and the ledger's record of every study decided."""
 
 import json
-from datetime import date
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from audit.ledger import Actor
 from audit.models import AuditEvent
-from config.celery import app
-from consent.demo import RECIPES, SyntheticPatient, write_study
-from consent.models import ImagingStudy, Patient, Purpose
-from consent.registration import dicom_ingest_paths
+from consent.models import ImagingStudy, Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets import exports
-from datasets.exports import dataset_create, export_request, export_run, version_dir
+from datasets.exports import export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
-
-STEWARD = Actor(label="stella", role="steward")
-BY_NAME = {r.description: r for r in RECIPES}
-
-
-@pytest.fixture(autouse=True)
-def inline_celery():
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
-
-
-@pytest.fixture
-def hospital(db, tmp_path):
-    """Ann said yes to AI training; Ben said nothing (opt-in: no)."""
-    people = {"ann": SyntheticPatient("MRN-ANN", "Anvers^Ann", date(1970, 1, 2), "F"),
-              "ben": SyntheticPatient("MRN-BEN", "Bexley^Ben", date(1980, 3, 4), "M")}
-    files = []
-    for key, recipes in {"ann": ["CR CHEST PA", "MR KNEE LEFT", "CT HEAD WITHOUT CONTRAST",
-                                 "US ABDOMEN"],
-                         "ben": ["CR CHEST PA"]}.items():
-        for n, name in enumerate(recipes):
-            files += write_study(out_dir=tmp_path / "in", patient=people[key],
-                                 recipe=BY_NAME[name], study_date=date(2025, 5, 1 + n),
-                                 accession=f"{key}-{n}")
-    dicom_ingest_paths(paths=files, actor=STEWARD, source="test")
-    ann = Patient.objects.get(mrn="MRN-ANN")
-    consent_record(patient=ann, purpose=Purpose.objects.get(code="ai-training"),
-                   decision="permit", actor=STEWARD, source="paper", form=current_form())
-    return {"ann": ann, "ben": Patient.objects.get(mrn="MRN-BEN")}
-
-
-def make_dataset(steward, **kwargs):
-    fields = {"name": "Chest AI", "purpose": Purpose.objects.get(code="ai-training"),
-              "owner": steward, "recipient": "Acme AI Lab", "actor": STEWARD,
-              "selection": {"date_from": "2025-01-01"}}
-    return dataset_create(**{**fields, **kwargs})
-
-
-def run_export(dataset, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        version = export_request(dataset=dataset, actor=STEWARD)
-    version.refresh_from_db()
-    return version
-
-
-def fates(version):
-    return {f.study.description: (f.included, f.reason) for f in
-            VersionStudy.objects.filter(version=version).select_related("study")}
+from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
 
 
 def test_exclude_mode_exports_only_consented_safe_studies(steward, hospital, data_dir,
@@ -188,3 +134,16 @@ def test_bad_datasets_are_refused(steward, hospital, kwargs, field):
     with pytest.raises(ValidationError) as refused:
         make_dataset(steward, **kwargs)
     assert field in refused.value.message_dict
+
+
+@pytest.mark.parametrize(("ages", "expected"), [
+    ({"min_age": 50}, {"MRN-ANN"}),            # Ann was 55 at her scans, Ben 45
+    ({"max_age": 50}, {"MRN-BEN"}),
+    ({"min_age": 45, "max_age": 55}, {"MRN-ANN", "MRN-BEN"}),
+    ({"min_age": 56}, set()),
+])
+def test_selection_by_age_at_the_time_of_the_study(hospital, ages, expected):
+    from datasets.selection import selected_studies
+
+    chosen = selected_studies({"modality": "CR", **ages})
+    assert {s.patient.mrn for s in chosen} == expected

@@ -1,0 +1,28 @@
+"""Shared steps of the export tests."""
+
+from audit.ledger import Actor
+from consent.models import Purpose
+from datasets.exports import dataset_create, export_request
+from datasets.models import VersionStudy
+
+STEWARD = Actor(label="stella", role="steward")
+
+
+def make_dataset(steward, **kwargs):
+    fields = {"name": "Chest AI", "purpose": Purpose.objects.get(code="ai-training"),
+              "owner": steward, "recipient": "Acme AI Lab", "actor": STEWARD,
+              "selection": {"date_from": "2025-01-01"}}
+    return dataset_create(**{**fields, **kwargs})
+
+
+def run_export(dataset, django_capture_on_commit_callbacks):
+    """Request a version and run it (inline Celery) as the commit would."""
+    with django_capture_on_commit_callbacks(execute=True):
+        version = export_request(dataset=dataset, actor=STEWARD)
+    version.refresh_from_db()
+    return version
+
+
+def fates(version):
+    return {f.study.description: (f.included, f.reason) for f in
+            VersionStudy.objects.filter(version=version).select_related("study")}

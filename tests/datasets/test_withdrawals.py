@@ -1,0 +1,103 @@
+"""Withdrawal after delivery: notices on exactly the versions that held the study, the
+owner emailed after commit, the ledger told, the next version without the study."""
+
+from django.core import mail
+
+from audit.models import AuditEvent
+from consent.models import ImagingStudy, Purpose
+from consent.selectors import current_form
+from consent.services import consent_record
+from datasets.models import Enforcement, VersionStudy, WithdrawalNotice
+from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
+
+
+def withdraw(patient, callbacks, **scope):
+    with callbacks(execute=True):
+        return consent_record(patient=patient, purpose=Purpose.objects.get(code="ai-training"),
+                              decision="deny", actor=STEWARD, source="portal",
+                              form=current_form(), **scope)
+
+
+def test_a_withdrawal_notices_exactly_the_versions_that_held_the_study(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    callbacks = django_capture_on_commit_callbacks
+    knee = make_dataset(steward, name="Knee AI", selection={"modality": "MR"})
+    knee_v1 = run_export(knee, callbacks)
+    knee_v2 = run_export(knee, callbacks)
+    chest_v1 = run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
+    knee_study = ImagingStudy.objects.get(description="MR KNEE LEFT")
+    mail.outbox.clear()
+
+    record = withdraw(hospital["ann"], callbacks, scope_kind="study",
+                      scope_value=knee_study.study_uid)
+
+    notices = WithdrawalNotice.objects.all()
+    assert {n.version_id for n in notices} == {knee_v1.pk, knee_v2.pk}
+    assert not chest_v1.notices.exists()  # her chest X-ray is still hers to share
+    held = VersionStudy.objects.get(version=knee_v1, study=knee_study)
+    notice = knee_v1.notices.get()
+    assert [s.version_study.pseudo_study_uid for s in notice.studies.all()] == [
+        held.pseudo_study_uid]
+    assert notice.consent_record == record and notice.emailed_at is not None
+
+    assert len(mail.outbox) == 2
+    message = mail.outbox[0]
+    assert message.to == [steward.email]
+    assert held.pseudo_study_uid in message.body
+    assert knee_study.study_uid not in message.body and "Anvers" not in message.body
+
+    events = AuditEvent.objects.filter(action="dataset.withdrawal_notice")
+    assert events.count() == 2
+    assert all(e.consent_record_ids == [record.pk] for e in events)
+    assert all(e.details["pseudonymous_study_uids"] == [held.pseudo_study_uid]
+               for e in events)
+
+    knee_v3 = run_export(knee, callbacks)
+    assert fates(knee_v3)["MR KNEE LEFT"][0] is False
+    assert not knee_v3.notices.exists()
+
+
+def test_saying_no_again_does_not_notice_twice(steward, hospital, data_dir,
+                                              django_capture_on_commit_callbacks):
+    callbacks = django_capture_on_commit_callbacks
+    run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
+    withdraw(hospital["ann"], callbacks)
+    withdraw(hospital["ann"], callbacks)
+    withdraw(hospital["ann"], callbacks, scope_kind="modality", scope_value="CR")
+    assert WithdrawalNotice.objects.count() == 1
+    assert AuditEvent.objects.filter(action="dataset.withdrawal_notice").count() == 1
+
+
+def test_a_deny_that_changes_nothing_delivered_makes_no_notice(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    callbacks = django_capture_on_commit_callbacks
+    run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
+    withdraw(hospital["ann"], callbacks, scope_kind="modality", scope_value="MR")
+    withdraw(hospital["ben"], callbacks)  # Ben never consented: nothing of his went out
+    assert not WithdrawalNotice.objects.exists()
+
+
+def test_studies_sent_under_a_legal_basis_get_no_notice(steward, hospital, data_dir,
+                                                       django_capture_on_commit_callbacks):
+    callbacks = django_capture_on_commit_callbacks
+    version = run_export(make_dataset(
+        steward, enforcement=Enforcement.LOG_ONLY, irb_waiver="W-1",
+        approving_body="Ethics Board", approver="Dr Q", selection={"modality": "CR"}),
+        callbacks)
+    withdraw(hospital["ben"], callbacks)
+    assert not version.notices.exists()
+    withdraw(hospital["ann"], callbacks)  # Ann's went out on her consent: that one is noticed
+    assert version.notices.get().studies.get().version_study.study.patient == hospital["ann"]
+
+
+def test_a_withdrawal_through_the_api_makes_a_notice(
+        steward, staff, hospital, data_dir, client, django_capture_on_commit_callbacks):
+    callbacks = django_capture_on_commit_callbacks
+    version = run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
+    client.force_login(staff)
+    with callbacks(execute=True):
+        response = client.post("/api/v1/consents/withdraw", {
+            "patient": hospital["ann"].pk, "purpose": "ai-training", "source": "paper"},
+            content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert version.notices.count() == 1
