@@ -264,6 +264,9 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: with no broker the embedded default runs tasks inline, after commit.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# How long a worker holds an outbox message before the sweeper may give it to another: longer
+# than the longest job (a large export), short enough that a killed worker's job resumes soon.
+OUTBOX_LEASE_SECONDS = int(env("OUTBOX_LEASE_SECONDS", "1800"))
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

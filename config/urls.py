@@ -17,6 +17,7 @@ urlpatterns = [
     path("portal/", include("consent.portal_urls")),
     path("desk/", include("consent.desk_urls")),
     path("audit/", include("audit.urls")),
+    path("datasets/", include("datasets.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,11 +1,9 @@
 """The staff desk: find a patient, see per study and purpose what may be shared and why,
 record a paper or verbal consent, invite the patient, manage API tokens. Staff only."""
 
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,20 +16,11 @@ from consent import selectors
 from consent.engine import PurposeTree
 from consent.forms import ApiTokenForm, InviteForm, PaperConsentForm, SearchForm
 from consent.models import ApiToken, Patient
-from consent.roles import Role, has_role
+from consent.roles import Role, role_required
 from consent.services import consent_attachment_store, consent_record, patient_invite
 from consent.tokens import api_token_create, api_token_revoke
 
-
-def staff_only(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not has_role(request.user, Role.STAFF):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
+staff_only = role_required(Role.STAFF)
 
 
 def _actor(request) -> Actor:

@@ -1,6 +1,10 @@
 """Who a user is to Consentry. Roles are Django groups so admins manage them as usual."""
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import models
 
 
@@ -32,3 +36,19 @@ def primary_role(user: AbstractBaseUser | AnonymousUser) -> str:
         if role in held:
             return role
     return "admin" if getattr(user, "is_superuser", False) else ""
+
+
+def role_required(*roles: str):
+    """A view decorator: sign in first, then 403 unless the user holds one of ``roles``."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not has_role(request.user, *roles):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

@@ -7,7 +7,7 @@ class DatasetsConfig(AppConfig):
 
     def ready(self) -> None:
         from consent.services import CONSENT_CHANGED
-        from datasets.exports import EXPORT_REQUESTED, export_job_handler
+        from datasets.exports import EXPORT_REQUESTED, export_give_up, export_job_handler
         from datasets.withdrawals import (
             NOTICE_EMAIL,
             consent_changed_handler,
@@ -15,6 +15,6 @@ class DatasetsConfig(AppConfig):
         )
         from outbox.registry import register
 
-        register(EXPORT_REQUESTED, export_job_handler)
+        register(EXPORT_REQUESTED, export_job_handler, on_give_up=export_give_up)
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)

@@ -36,7 +36,8 @@ from datasets.models import (
     VersionStatus,
     VersionStudy,
 )
-from datasets.selection import selected_studies, unsafe_reason
+from datasets.selection import selected_studies, selection_clean, unsafe_reason
+from datasets.selectors import excluded_by_reason
 from outbox.services import outbox_publish
 
 EXPORT_REQUESTED = "datasets.export_requested"
@@ -59,9 +60,9 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
     unknown = set(options) - set(Option.ALL)
     if unknown:
         raise ValidationError({"deid_options": f"unknown options {sorted(unknown)}"})
-    if not (selection.get("study_uids") or any(selection.get(k) for k in (
-            "modality", "body_part", "date_from", "date_to", "min_age", "max_age"))):
-        raise ValidationError({"selection": "select studies by UID or by a query"})
+    selection = selection_clean(selection)
+    if not name.strip() or not recipient.strip():
+        raise ValidationError({"name" if not name.strip() else "recipient": "required"})
     with transaction.atomic():
         dataset = Dataset.objects.create(
             name=name.strip(), purpose=purpose, owner=owner, recipient=recipient.strip(),
@@ -149,7 +150,7 @@ def export_run(*, version_id: int) -> DatasetVersion:
     with transaction.atomic():
         DatasetVersion.objects.filter(pk=version.pk).update(
             status=VersionStatus.COMPLETE, finished_at=timezone.now(),
-            manifest_sha256=manifest_sha)
+            manifest_sha256=manifest_sha, error="")
         ledger.record(action="export.delivered", event_code=codes.EXPORT, actor=actor,
                       dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
                       legal_basis=dataset.legal_basis,
@@ -237,9 +238,6 @@ def _fail(version, actor, message, refused, decisions) -> DatasetVersion:
 def _provenance(version: DatasetVersion) -> dict:
     dataset = version.dataset
     fates = VersionStudy.objects.filter(version=version)
-    excluded: dict[str, int] = {}
-    for reason in fates.filter(included=False).values_list("reason", flat=True):
-        excluded[reason] = excluded.get(reason, 0) + 1
     return {
         "dataset": dataset.name, "version": version.number,
         "purpose": dataset.purpose.code, "recipient": dataset.recipient,
@@ -252,10 +250,36 @@ def _provenance(version: DatasetVersion) -> dict:
         "decided_at": version.decided_at.isoformat() if version.decided_at else None,
         "studies": sorted(fates.filter(included=True).values_list("pseudo_study_uid",
                                                                   flat=True)),
-        "excluded_by_reason": excluded,
+        "excluded_by_reason": excluded_by_reason(version),
     }
 
 
 def export_job_handler(payload: dict) -> None:
-    """Outbox handler: run (or resume) the version."""
-    export_run(version_id=payload["version_id"])
+    """Outbox handler: run (or resume) the version. A failure is shown on the version while
+    the outbox retries; the retry resumes where this attempt stopped."""
+    try:
+        export_run(version_id=payload["version_id"])
+    except Exception as exc:
+        DatasetVersion.objects.filter(
+            pk=payload["version_id"], status__in=[VersionStatus.QUEUED, VersionStatus.RUNNING]
+        ).update(error=f"will retry after: {type(exc).__name__}: {exc}"[:5000])
+        raise
+
+
+def export_give_up(payload: dict, error: str) -> None:
+    """The outbox has stopped retrying: the version is failed, its staging removed."""
+    version = DatasetVersion.objects.select_related("dataset__purpose").get(
+        pk=payload["version_id"])
+    if version.status == VersionStatus.COMPLETE:
+        return
+    shutil.rmtree(version_dir(version, staging=True), ignore_errors=True)
+    with transaction.atomic():
+        DatasetVersion.objects.filter(pk=version.pk).update(
+            status=VersionStatus.FAILED, finished_at=timezone.now(),
+            error=f"gave up after repeated failures: {error}"[:5000])
+        ledger.record(action="export.failed", event_code=codes.EXPORT, outcome="failure",
+                      actor=Actor.system(f"export of dataset {version.dataset_id} "
+                                         f"v{version.number}"),
+                      dataset_ref=version.dataset_id,
+                      purpose_code=version.dataset.purpose.code, reason=error[:500],
+                      details={"version": version.number})

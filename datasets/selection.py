@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from consent.models import ImagingStudy, Series
@@ -12,6 +13,58 @@ from consent.models import ImagingStudy, Series
 BURNED_IN_PRONE = {"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"}
 HEAD_PARTS = {"HEAD", "BRAIN", "FACE", "SKULL", "HEADNECK", "ORBIT"}
 VOLUME_MODALITIES = {"CT", "MR", "PT"}
+
+
+QUERY_KEYS = ("modality", "body_part", "date_from", "date_to", "min_age", "max_age")
+MAX_UIDS = 100_000
+
+
+def selection_clean(selection: object) -> dict:
+    """The selection in its stored form, or ValidationError({"selection": why})."""
+    def refuse(why: str) -> ValidationError:
+        return ValidationError({"selection": why})
+
+    if not isinstance(selection, dict):
+        raise refuse("a selection is an object: study_uids, or a query")
+    unknown = set(selection) - {"study_uids", *QUERY_KEYS}
+    if unknown:
+        raise refuse(f"unknown keys {sorted(unknown)}")
+    given = {k: v for k, v in selection.items() if v not in (None, "", [])}
+    if "study_uids" in given:
+        uids = given["study_uids"]
+        if set(given) != {"study_uids"}:
+            raise refuse("select by study_uids or by a query, not both")
+        if (not isinstance(uids, list) or len(uids) > MAX_UIDS or not all(
+                isinstance(u, str) and 0 < len(u) <= 64 and u.replace(".", "").isdigit()
+                for u in uids)):
+            raise refuse(f"study_uids is a list of up to {MAX_UIDS:,} StudyInstanceUIDs")
+        return {"study_uids": sorted(set(uids))}
+    if not given:
+        raise refuse("select studies by UID or by a query")
+    clean: dict = {}
+    for key in ("modality", "body_part"):
+        if key in given:
+            value = given[key]
+            if not isinstance(value, str) or not value.isalnum() or len(value) > 16:
+                raise refuse(f"{key} is a DICOM code such as CT or CHEST")
+            clean[key] = value.upper()
+    for key in ("date_from", "date_to"):
+        if key in given:
+            try:
+                clean[key] = date.fromisoformat(str(given[key])).isoformat()
+            except ValueError:
+                raise refuse(f"{key} is a date, YYYY-MM-DD") from None
+    if clean.get("date_from", "") > clean.get("date_to", "9999"):
+        raise refuse("date_from is after date_to")
+    for key in ("min_age", "max_age"):
+        if key in given:
+            value = given[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 150:
+                raise refuse(f"{key} is a whole number of years, 0 to 150")
+            clean[key] = value
+    if clean.get("min_age", 0) > clean.get("max_age", 150):
+        raise refuse("min_age is above max_age")
+    return clean
 
 
 def selected_studies(selection: dict) -> QuerySet[ImagingStudy]:

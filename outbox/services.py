@@ -4,16 +4,20 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from outbox.models import MessageStatus, OutboxMessage
-from outbox.registry import handler_for
+from outbox.registry import give_up_for, handler_for
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=30)
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+
 MAX_ATTEMPTS = 5
 
 
@@ -28,14 +32,14 @@ def outbox_publish(*, kind: str, payload: dict[str, Any]) -> OutboxMessage:
 
 
 def _claim(message_id: int) -> OutboxMessage | None:
-    """Take the message for LEASE; None if delivered, failed or someone else holds it."""
+    """Take the message for the lease; None if delivered, failed or someone else holds it."""
     now = timezone.now()
     with transaction.atomic():
         message = (OutboxMessage.objects.select_for_update(skip_locked=True)
                    .filter(pk=message_id, status=MessageStatus.PENDING).first())
         if message is None or (message.lease_until and message.lease_until > now):
             return None
-        message.lease_until = now + LEASE
+        message.lease_until = now + lease()
         message.attempts += 1
         message.save(update_fields=["lease_until", "attempts"])
         return message
@@ -57,6 +61,9 @@ def outbox_deliver(*, message_id: int) -> bool:
             lease_until=timezone.now() + timedelta(seconds=30 * message.attempts),
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
         )
+        give_up = give_up_for(message.kind)
+        if failed and give_up is not None:
+            give_up(message.payload, f"{type(exc).__name__}: {exc}")
         return False
     OutboxMessage.objects.filter(pk=message.pk).update(
         status=MessageStatus.DELIVERED, delivered_at=timezone.now(), last_error="")

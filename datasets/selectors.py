@@ -1,0 +1,23 @@
+"""Reads shared by the steward's pages, the API and the manifest."""
+
+from datasets.models import DatasetVersion, VersionStatus, VersionStudy
+
+
+def version_progress(version: DatasetVersion) -> dict:
+    """What the page and the API show while a version runs."""
+    total = version.studies_total
+    return {"status": version.status, "studies_done": version.studies_done,
+            "studies_total": total, "files_written": version.files_written,
+            "bytes_written": version.bytes_written,
+            "percent": round(100 * version.studies_done / total) if total else 0,
+            "error": version.error,
+            "finished": version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED)}
+
+
+def excluded_by_reason(version: DatasetVersion) -> dict[str, int]:
+    """Studies left out, counted by reason, most common first."""
+    counts: dict[str, int] = {}
+    for reason in VersionStudy.objects.filter(version=version, included=False).values_list(
+            "reason", flat=True):
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))

@@ -1,0 +1,115 @@
+"""The steward's pages: datasets, the decision preview, running an export, its progress
+(polled by a small script, no reload), the version's fates, the download, notices."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from audit import codes, ledger
+from audit.ledger import Actor
+from consent.roles import Role, role_required
+from datasets import selectors
+from datasets.exports import dataset_create, export_preview, export_request
+from datasets.forms import DatasetForm
+from datasets.models import Dataset, DatasetVersion, VersionStatus, WithdrawalNotice
+from datasets.packaging import NotDownloadable, version_download
+
+steward_only = role_required(Role.STEWARD)
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, role=Role.STEWARD, ip=request.META.get("REMOTE_ADDR"))
+
+
+@steward_only
+def dataset_list(request):
+    datasets = (Dataset.objects.select_related("purpose", "owner")
+                .annotate(version_count=Count("versions", distinct=True),
+                          notice_count=Count("versions__notices", distinct=True)))
+    return render(request, "datasets/list.html", {"datasets": datasets})
+
+
+@steward_only
+def dataset_new(request):
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = dataset_create(owner=request.user, actor=_actor(request),
+                                     **form.service_arguments())
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Dataset {dataset.name!r} created. Preview the "
+                                      "decision before you run an export.")
+            return redirect("dataset", dataset_id=dataset.pk)
+    return render(request, "datasets/new.html", {"form": form})
+
+
+@steward_only
+def dataset_detail(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset.objects.select_related("purpose", "owner"),
+                                pk=dataset_id)
+    versions = dataset.versions.annotate(
+        notice_count=Count("notices", distinct=True),
+        included=Count("studies", filter=Q(studies__included=True), distinct=True))
+    notices = (WithdrawalNotice.objects.filter(version__dataset=dataset)
+               .select_related("version").prefetch_related("studies__version_study"))
+    return render(request, "datasets/detail.html", {
+        "dataset": dataset, "versions": versions, "notices": notices})
+
+
+@steward_only
+def dataset_preview(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset.objects.select_related("purpose"), pk=dataset_id)
+    return render(request, "datasets/preview.html", {
+        "dataset": dataset, "preview": export_preview(dataset)})
+
+
+@steward_only
+@require_POST
+def dataset_run(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, pk=dataset_id)
+    version = export_request(dataset=dataset, actor=_actor(request))
+    return redirect("dataset-version", version_id=version.pk)
+
+
+@steward_only
+def version_detail(request, version_id: int):
+    version = get_object_or_404(DatasetVersion.objects.select_related("dataset__purpose"),
+                                pk=version_id)
+    fates = version.studies.select_related("study").order_by("included", "reason", "pk")
+    if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
+        with transaction.atomic():
+            # The list names the hospital's studies (accession numbers): a use of PHI.
+            ledger.record(action="phi.viewed", event_code=codes.QUERY, actor=_actor(request),
+                          dataset_ref=version.dataset_id,
+                          details={"what": "export version studies",
+                                   "version": version.number})
+    return render(request, "datasets/version.html", {
+        "version": version, "dataset": version.dataset, "fates": fates,
+        "excluded": selectors.excluded_by_reason(version).items(),
+        "notices": version.notices.prefetch_related("studies__version_study")})
+
+
+@steward_only
+def version_progress(request, version_id: int):
+    version = get_object_or_404(DatasetVersion, pk=version_id)
+    return JsonResponse(selectors.version_progress(version))
+
+
+@steward_only
+def version_zip(request, version_id: int):
+    version = get_object_or_404(DatasetVersion, pk=version_id)
+    try:
+        path = version_download(version, _actor(request))
+    except NotDownloadable as exc:
+        messages.error(request, str(exc))
+        return redirect("dataset-version", version_id=version.pk)
+    return FileResponse(open(path, "rb"), as_attachment=True,
+                        filename=f"dataset-{version.dataset_id}-{path.name}",
+                        content_type="application/zip")
