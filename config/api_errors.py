@@ -63,6 +63,7 @@ ERROR_RESPONSES = {
     "403": "Signed in, but not allowed (missing scope or role).",
     "404": "Not found.",
     "405": "Method not allowed.",
+    "409": "Not possible in the resource's present state (e.g. an export not complete).",
     "415": "Unsupported media type.",
     "503": "Consent could not be read; treat every study as not allowed.",
 }

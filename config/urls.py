@@ -8,6 +8,7 @@ from consent.login_views import LoginView
 
 api_v1 = [
     path("", include("consent.api_urls")),
+    path("", include("datasets.api_urls")),
 ]
 
 urlpatterns = [

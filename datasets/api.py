@@ -1,0 +1,198 @@
+"""REST API of datasets and exports, for stewards and systems holding the ``export`` scope.
+One class per operation; writes go through datasets.exports."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from consent.api_access import request_actor, scoped
+from consent.engine import PurposeTree
+from consent.models import TokenScope
+from consent.roles import Role
+from datasets import selectors
+from datasets.deid import Option
+from datasets.exports import dataset_create, export_preview, export_request
+from datasets.models import Dataset, DatasetVersion, Enforcement, WithdrawalNotice
+from datasets.packaging import NotDownloadable, version_download
+
+EXPORTERS = scoped(TokenScope.EXPORT, Role.STEWARD)
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_detail = "Not possible in the resource's present state."
+
+
+class WithdrawalNoticeOut(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="version.number")
+    pseudonymous_study_uids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WithdrawalNotice
+        fields = ["id", "version", "created_at", "emailed_at", "pseudonymous_study_uids"]
+
+    def get_pseudonymous_study_uids(self, notice) -> list[str]:
+        return [s.version_study.pseudo_study_uid for s in notice.studies.all()]
+
+
+class ExportOut(serializers.ModelSerializer):
+    """A version: its progress while it runs, its outcome once it has."""
+
+    dataset = serializers.IntegerField(source="dataset_id")
+    percent = serializers.SerializerMethodField()
+    excluded_by_reason = serializers.SerializerMethodField()
+    withdrawal_notices = WithdrawalNoticeOut(source="notices", many=True, read_only=True)
+
+    class Meta:
+        model = DatasetVersion
+        fields = ["id", "dataset", "number", "status", "requested_by", "created_at",
+                  "decided_at", "finished_at", "studies_total", "studies_done",
+                  "files_written", "bytes_written", "percent", "manifest_sha256", "error",
+                  "excluded_by_reason", "withdrawal_notices"]
+
+    def get_percent(self, version) -> int:
+        return selectors.version_progress(version)["percent"]
+
+    def get_excluded_by_reason(self, version) -> dict[str, int]:
+        return selectors.excluded_by_reason(version)
+
+
+class DatasetOut(serializers.ModelSerializer):
+    purpose = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    owner = serializers.CharField(source="owner.get_username")
+    legal_basis = serializers.CharField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "purpose", "owner", "recipient", "description",
+                  "enforcement", "irb_waiver", "approving_body", "approver", "legal_basis",
+                  "selection", "deid_options", "defaced_upstream", "created_at"]
+
+
+class DatasetDetailOut(DatasetOut):
+    versions = ExportOut(many=True, read_only=True)
+
+    class Meta(DatasetOut.Meta):
+        fields = [*DatasetOut.Meta.fields, "versions"]
+
+
+class DatasetCreateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    purpose = serializers.SlugField(max_length=64)
+    recipient = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, required=False, default="",
+                                        allow_blank=True)
+    enforcement = serializers.ChoiceField(choices=Enforcement.choices,
+                                          default=Enforcement.EXCLUDE)
+    irb_waiver = serializers.CharField(max_length=100, required=False, default="",
+                                       allow_blank=True)
+    approving_body = serializers.CharField(max_length=200, required=False, default="",
+                                           allow_blank=True)
+    approver = serializers.CharField(max_length=200, required=False, default="",
+                                     allow_blank=True)
+    selection = serializers.JSONField(
+        help_text='{"study_uids": [...]} or a query: {"modality": "CT", "body_part": '
+                  '"CHEST", "date_from": "2024-01-01", "date_to": ..., "min_age": 18, '
+                  '"max_age": ...}')
+    deid_options = serializers.ListField(
+        child=serializers.ChoiceField(choices=Option.ALL), required=False,
+        default=[Option.MODIFIED_DATES, Option.PATIENT_CHARACTERISTICS])
+    defaced_upstream = serializers.BooleanField(default=False)
+
+
+class PreviewOut(serializers.Serializer):
+    selected = serializers.IntegerField()
+    included = serializers.IntegerField()
+    excluded = serializers.DictField(child=serializers.IntegerField())
+
+
+class DatasetListApi(generics.ListCreateAPIView):
+    """Datasets, newest first; create one (you become its owner)."""
+
+    permission_classes = [EXPORTERS]
+    serializer_class = DatasetOut
+    queryset = Dataset.objects.select_related("purpose", "owner").order_by("-created_at", "-pk")
+
+    @extend_schema(request=DatasetCreateIn, responses={201: DatasetOut})
+    def post(self, request, *args, **kwargs):
+        given = DatasetCreateIn(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = dict(given.validated_data)
+        try:
+            purpose = PurposeTree.load().get(data.pop("purpose"))
+        except LookupError:
+            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        try:
+            dataset = dataset_create(purpose=purpose, owner=request.user,
+                                     actor=request_actor(request), **data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(generics.RetrieveAPIView):
+    """A dataset with its versions and their withdrawal notices."""
+
+    permission_classes = [EXPORTERS]
+    serializer_class = DatasetDetailOut
+    lookup_url_kwarg = "dataset_id"
+    queryset = Dataset.objects.select_related("purpose", "owner").prefetch_related(
+        "versions__notices__studies__version_study")
+
+
+class DatasetPreviewApi(APIView):
+    """How many selected studies an export would include now, and why the rest are out."""
+
+    permission_classes = [EXPORTERS]
+
+    @extend_schema(responses={200: PreviewOut})
+    def get(self, request, dataset_id: int):
+        dataset = get_object_or_404(Dataset.objects.select_related("purpose"), pk=dataset_id)
+        return Response(PreviewOut(export_preview(dataset)).data)
+
+
+class ExportCreateApi(APIView):
+    """Run an export: a new numbered version, queued for a worker. Poll exports/{id}."""
+
+    permission_classes = [EXPORTERS]
+
+    @extend_schema(request=None, responses={202: ExportOut})
+    def post(self, request, dataset_id: int):
+        dataset = get_object_or_404(Dataset, pk=dataset_id)
+        version = export_request(dataset=dataset, actor=request_actor(request))
+        version.refresh_from_db()  # inline Celery may have run it already
+        return Response(ExportOut(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailApi(generics.RetrieveAPIView):
+    """A version's progress (studies done / total, files, bytes) and outcome."""
+
+    permission_classes = [EXPORTERS]
+    serializer_class = ExportOut
+    lookup_url_kwarg = "export_id"
+    queryset = DatasetVersion.objects.prefetch_related("notices__studies__version_study")
+
+
+class ExportDownloadApi(APIView):
+    """The complete version as a zip: files, manifest.json, manifest.csv, signature."""
+
+    permission_classes = [EXPORTERS]
+
+    @extend_schema(responses={
+        (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                  description="The version's zip")})
+    def get(self, request, export_id: int):
+        version = get_object_or_404(DatasetVersion, pk=export_id)
+        try:
+            path = version_download(version, request_actor(request))
+        except NotDownloadable as exc:
+            raise Conflict(str(exc)) from None
+        return FileResponse(open(path, "rb"), as_attachment=True,
+                            filename=f"dataset-{version.dataset_id}-{path.name}",
+                            content_type="application/zip")
