@@ -140,6 +140,9 @@ def export_run(*, version_id: int) -> DatasetVersion:
     for study in studies:
         if study.pk in done:
             continue  # resumed: this study's fate is already recorded
+        # A worker killed while writing this study left some of its files: start it afresh,
+        # so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
+        shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
         _export_study(version, study, decisions[study.pk], context, staging, actor, tree)
 
     manifest_sha = write_manifest(staging, _provenance(version))

@@ -5,6 +5,7 @@ uses the local Redis when REDIS_URL is not set."""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -45,33 +46,49 @@ def database_url() -> str:
             f"{db['PORT'] or 5432}/{db['NAME']}")
 
 
-@pytest.fixture
-def worker(committed_db, tmp_path):
-    queue = f"consentry-test-{uuid.uuid4().hex[:10]}"
+def spawn_worker(queue: str, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(),
            "SECRET_KEY": "worker-test-only", "CONSENTRY_DATA_DIR": str(tmp_path / "worker"),
-           "CELERY_TASK_DEFAULT_QUEUE": queue}
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
+           "CELERY_TASK_DEFAULT_QUEUE": queue, **extra_env}
+    log = open(tmp_path / "worker.log", "a")  # noqa: SIM115 - the child keeps it
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
          "--queues", queue, "--loglevel=INFO", "--without-gossip", "--without-mingle",
          "--without-heartbeat"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def broker_queue(committed_db, tmp_path):
+    """A queue of its own on the real Redis; this process sends to it."""
+    queue = f"consentry-test-{uuid.uuid4().hex[:10]}"
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
     forget_broker_connections()
     try:
-        yield process
+        yield queue
     finally:
         app.conf.update(saved)
         forget_broker_connections()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        print((tmp_path / "worker.log").read_text()[-3000:])  # shown when a test fails
+        log = tmp_path / "worker.log"
+        if log.exists():
+            print(log.read_text()[-3000:])  # shown when a test fails
+
+
+@pytest.fixture
+def worker(broker_queue, tmp_path):
+    process = spawn_worker(broker_queue, tmp_path)
+    yield process
+    stop_worker(process)
 
 
 def forget_broker_connections() -> None:
@@ -127,3 +144,66 @@ def test_a_lost_broker_message_is_picked_up_by_the_sweeper(worker, corpus, tmp_p
 
     wait_for(lambda: IngestJob.objects.get(pk=job.pk).status == IngestStatus.DONE)
     assert Instance.objects.count() == 4
+
+
+def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart(
+        broker_queue, tmp_path, steward):
+    from datetime import date
+
+    from consent.demo import RECIPES, SyntheticPatient, write_study
+    from consent.models import Patient, Purpose
+    from consent.registration import dicom_ingest_paths
+    from consent.selectors import current_form
+    from consent.services import consent_record
+    from datasets.exports import dataset_create, export_request
+    from datasets.manifest import verify_manifest
+    from datasets.models import DatasetVersion, VersionStatus, VersionStudy
+
+    actor = Actor(label="stella", role="steward")
+    chest = next(r for r in RECIPES if r.description == "CR CHEST PA")
+    files = []
+    for n in range(40):
+        person = SyntheticPatient(f"MRN-{n:03}", f"Person^{n}", date(1960 + n, 1, 1), "F")
+        files += write_study(out_dir=tmp_path / "in", patient=person, recipe=chest,
+                             study_date=date(2025, 1, 1), accession=f"ACC-{n}")
+    dicom_ingest_paths(paths=files, actor=actor, source="test")
+    ai = Purpose.objects.get(code="ai-training")
+    for patient in Patient.objects.all()[:30]:
+        consent_record(patient=patient, purpose=ai, decision="permit", actor=actor,
+                       source="paper", form=current_form())
+    dataset = dataset_create(name="Chest AI", purpose=ai, owner=steward, recipient="Lab",
+                             actor=actor, selection={"modality": "CR"})
+    exports = tmp_path / "worker" / "exports" / f"dataset-{dataset.pk}"
+
+    # A short lease, so the restarted worker may take the job over in seconds, not 30 min.
+    first = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    version = export_request(dataset=dataset, actor=actor)
+    wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).studies_done >= 5)
+    first.send_signal(signal.SIGSTOP)  # freeze it mid-run, then kill it without warning
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    version.refresh_from_db()
+    assert version.status == VersionStatus.RUNNING, "the export ended before the kill"
+    assert 5 <= version.studies_done < 40
+    assert not (exports / "v1").exists()  # nothing partial in the published place
+    assert (exports / "v1.partial").is_dir()
+
+    time.sleep(2.5)  # the dead worker's lease runs out
+    second = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    try:
+        assert outbox_sweep(older_than=timedelta(0)) == 1
+        wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).status
+                 == VersionStatus.COMPLETE)
+    finally:
+        stop_worker(second)
+    version.refresh_from_db()
+    assert version.studies_done == version.studies_total == 40
+    fates = VersionStudy.objects.filter(version=version)
+    assert fates.count() == 40 and fates.filter(included=True).count() == 30
+    decided = AuditEvent.objects.filter(action__in=["export.included", "export.excluded"],
+                                        dataset_ref=str(dataset.pk))
+    assert decided.count() == 40  # one event per study, none twice after the resume
+    assert verify_manifest(exports / "v1") == []
+    assert len(list((exports / "v1").rglob("*.dcm"))) == 30
+    assert not (exports / "v1.partial").exists()
