@@ -46,6 +46,7 @@ class Command(BaseCommand):
                 f"DICOM instances registered from {out_dir}.")
             if summary.problems:
                 raise CommandError(f"demo files were not registered: {summary.problems[:3]}")
+            self._cohort()
         self._accounts()
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/login/):")
         for username, _role, password, what in DEMO_ACCOUNTS:
@@ -89,6 +90,19 @@ class Command(BaseCommand):
             first.user = User.objects.get(username="patient")
             first.save(update_fields=["user"])
             self._choices(first)
+
+    def _cohort(self) -> None:
+        """Other patients' choices, so an export has both yeses and noes: every third says
+        yes to AI training on paper, every third no, the rest said nothing (the default)."""
+        staff = Actor(label="staff", role=Role.STAFF)
+        form = current_form()
+        ai = Purpose.objects.get(code="ai-training")
+        others = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn")[1:]
+        for index, patient in enumerate(others):
+            if index % 3 < 2:
+                consent_record(patient=patient, purpose=ai, actor=staff, source="paper",
+                               form=form, decision="permit" if index % 3 == 0 else "deny",
+                               witness="J. Doe, registrar")
 
     def _choices(self, patient: Patient) -> None:
         """A few choices for the demo patient, as if made on paper and in the portal."""
