@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from pydicom.errors import InvalidDicomError
 
 from audit import codes, ledger
 from audit.ledger import Actor
@@ -173,7 +174,14 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
                      reason=_consent_reason(decision))
         return
     instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
-    headers = [pydicom.dcmread(i.path, stop_before_pixels=True) for i in instances]
+    try:
+        headers = [pydicom.dcmread(i.path, stop_before_pixels=True) for i in instances]
+    except (OSError, InvalidDicomError) as exc:
+        # A file moved or damaged since registration: leave the study out, say why, go on.
+        _record_fate(version, study, actor, decision, included=False,
+                     reason=f"files missing or unreadable since registration "
+                            f"({type(exc).__name__})")
+        return
     unsafe = unsafe_reason(study, [str(h.get("BurnedInAnnotation", "") or "").upper()
                                    for h in headers], defaced_upstream=dataset.defaced_upstream)
     if unsafe:

@@ -2,6 +2,7 @@
 manifests that detect tampering, and the ledger's record of every study decided."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -147,3 +148,38 @@ def test_selection_by_age_at_the_time_of_the_study(hospital, ages, expected):
 
     chosen = selected_studies({"modality": "CR", **ages})
     assert {s.patient.mrn for s in chosen} == expected
+
+
+def test_a_study_whose_file_vanished_is_left_out_with_the_reason(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    from consent.models import Instance
+
+    knee = Instance.objects.filter(series__study__description="MR KNEE LEFT").first()
+    Path(knee.path).unlink()
+    version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    assert fates(version)["MR KNEE LEFT"] == (
+        False, "files missing or unreadable since registration (FileNotFoundError)")
+    call_command("verify_export", str(version_dir(version)))
+
+
+def test_an_export_that_keeps_failing_is_marked_failed_not_left_running(
+        steward, hospital, settings, tmp_path, django_capture_on_commit_callbacks):
+    from outbox.models import MessageStatus, OutboxMessage
+    from outbox.services import MAX_ATTEMPTS, outbox_deliver
+
+    settings.EXPORT_DIR = tmp_path / "not-a-directory"
+    settings.EXPORT_DIR.write_text("a file where the export directory should be")
+    version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.RUNNING
+    assert version.error.startswith("will retry after:")
+    message = OutboxMessage.objects.get(kind="datasets.export_requested")
+    for _ in range(MAX_ATTEMPTS - 1):
+        OutboxMessage.objects.filter(pk=message.pk).update(lease_until=None)
+        outbox_deliver(message_id=message.pk)
+    version.refresh_from_db()
+    assert OutboxMessage.objects.get(pk=message.pk).status == MessageStatus.FAILED
+    assert version.status == VersionStatus.FAILED
+    assert version.error.startswith("gave up after repeated failures")
+    failed = AuditEvent.objects.get(action="export.failed")
+    assert failed.outcome == "failure" and failed.dataset_ref == str(version.dataset_id)
