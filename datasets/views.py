@@ -19,6 +19,7 @@ from datasets.models import Dataset, DatasetVersion, VersionStatus, WithdrawalNo
 from datasets.packaging import NotDownloadable, version_download
 
 steward_only = role_required(Role.STEWARD)
+FATES_SHOWN = 1000  # a page, not a dump; the manifest and the API hold the rest
 
 
 def _actor(request) -> Actor:
@@ -83,6 +84,7 @@ def version_detail(request, version_id: int):
     version = get_object_or_404(DatasetVersion.objects.select_related("dataset__purpose"),
                                 pk=version_id)
     fates = version.studies.select_related("study").order_by("included", "reason", "pk")
+    shown = list(fates[:FATES_SHOWN])
     if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
         with transaction.atomic():
             # The list names the hospital's studies (accession numbers): a use of PHI.
@@ -91,7 +93,8 @@ def version_detail(request, version_id: int):
                           details={"what": "export version studies",
                                    "version": version.number})
     return render(request, "datasets/version.html", {
-        "version": version, "dataset": version.dataset, "fates": fates,
+        "version": version, "dataset": version.dataset, "fates": shown,
+        "fates_total": version.studies_done,
         "excluded": selectors.excluded_by_reason(version).items(),
         "notices": version.notices.prefetch_related("studies__version_study")})
 
