@@ -283,10 +283,12 @@ def _run(args: argparse.Namespace, work_dir: Path, started: float, load_before: 
     call_command("migrate", interactive=False, verbosity=0)
     machine = describe_machine(work_dir)
 
-    from benchmarks import ledger, registration
+    from benchmarks import exports, ledger, registration
 
     print("DICOM registration:", file=sys.stderr, flush=True)
     results = registration.run(work_dir, file_count=args.files, repeats=args.repeats)
+    print("De-identified export:", file=sys.stderr, flush=True)
+    results += exports.run(work_dir)
     print("Ledger:", file=sys.stderr, flush=True)
     results += ledger.run(writers=args.writers, append_events=args.append_events,
                           append_seconds=args.append_seconds,
