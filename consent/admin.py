@@ -3,6 +3,7 @@ import hashlib
 from django.contrib import admin
 from django.utils import timezone
 
+from audit.admin import ReadOnlyAdmin
 from consent.models import (
     ConsentForm,
     ConsentRecord,
@@ -44,21 +45,12 @@ class ConsentFormAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     """Read-only: records are written by consent_record() and never changed."""
 
     list_display = ("id", "patient", "purpose", "decision", "scope_kind", "scope_value",
                     "recorded_at", "source")
     list_filter = ("decision", "source", "scope_kind")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Patient)

@@ -19,7 +19,7 @@ from datasets import selectors
 from datasets.deid import Option
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.models import Dataset, DatasetVersion, Enforcement, WithdrawalNotice
-from datasets.packaging import NotDownloadable, version_download
+from datasets.packaging import NotDownloadable, version_download, zip_name
 
 EXPORTERS = scoped(TokenScope.EXPORT, Role.STEWARD)
 
@@ -194,5 +194,5 @@ class ExportDownloadApi(APIView):
         except NotDownloadable as exc:
             raise Conflict(str(exc)) from None
         return FileResponse(open(path, "rb"), as_attachment=True,
-                            filename=f"dataset-{version.dataset_id}-{path.name}",
+                            filename=f"{zip_name(version)}.zip",
                             content_type="application/zip")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pydicom
@@ -62,8 +63,9 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
     if unknown:
         raise ValidationError({"deid_options": f"unknown options {sorted(unknown)}"})
     selection = selection_clean(selection)
-    if not name.strip() or not recipient.strip():
-        raise ValidationError({"name" if not name.strip() else "recipient": "required"})
+    for field, value in (("name", name), ("recipient", recipient)):
+        if not value.strip():
+            raise ValidationError({field: "required"})
     with transaction.atomic():
         dataset = Dataset.objects.create(
             name=name.strip(), purpose=purpose, owner=owner, recipient=recipient.strip(),
@@ -86,6 +88,10 @@ def export_request(*, dataset: Dataset, actor: Actor) -> DatasetVersion:
         version = DatasetVersion.objects.create(
             dataset=dataset, number=(last.number + 1) if last else 1,
             requested_by=actor.label)
+        # The job runs as the system; this names who asked for the disclosure.
+        ledger.record(action="dataset.export_requested", actor=actor, dataset_ref=dataset.pk,
+                      purpose_code=dataset.purpose.code, legal_basis=dataset.legal_basis,
+                      details={"version": version.number, "recipient": dataset.recipient})
         outbox_publish(kind=EXPORT_REQUESTED, payload={"version_id": version.pk})
     return version
 
@@ -94,12 +100,9 @@ def export_preview(dataset: Dataset) -> dict:
     """How many studies would be included and excluded, by reason, without writing."""
     decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
                             timezone.now())
-    included = sum(1 for d in decisions.values() if d.allowed)
-    reasons: dict[str, int] = {}
-    for decision in decisions.values():
-        if not decision.allowed:
-            reasons[_consent_reason(decision)] = reasons.get(_consent_reason(decision), 0) + 1
-    return {"selected": len(decisions), "included": included, "excluded": reasons}
+    refused = Counter(_consent_reason(d) for d in decisions.values() if not d.allowed)
+    return {"selected": len(decisions), "included": len(decisions) - refused.total(),
+            "excluded": dict(refused)}
 
 
 def _consent_reason(decision: ConsentDecision) -> str:
@@ -122,8 +125,8 @@ def export_run(*, version_id: int) -> DatasetVersion:
     actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
     studies = list(selected_studies(dataset.selection))
     tree = PurposeTree.load()
-    decisions = decide_many(ImagingStudy.objects.filter(pk__in=[s.pk for s in studies]),
-                            dataset.purpose, timezone.now(), tree=tree)
+    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
+                            timezone.now(), tree=tree)
     DatasetVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.RUNNING, studies_total=len(studies),
         decided_at=version.decided_at or timezone.now())

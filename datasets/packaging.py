@@ -15,6 +15,11 @@ from datasets.manifest import verify_manifest
 from datasets.models import DatasetVersion, VersionStatus
 
 
+def zip_name(version: DatasetVersion) -> str:
+    """What the download is called; its files sit in a folder of the same name."""
+    return f"dataset-{version.dataset_id}-v{version.number}"
+
+
 class NotDownloadable(Exception):
     """The version cannot be offered; the message says why."""
 
@@ -31,7 +36,7 @@ def version_zip(version: DatasetVersion) -> Path:
     if problems:
         raise NotDownloadable("the exported files no longer match their signed manifest: "
                               + "; ".join(problems[:5]))
-    root = f"dataset-{version.dataset_id}-v{version.number}"
+    root = zip_name(version)
     partial = target.with_name(target.name + ".partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED,
                          compresslevel=1) as archive:

@@ -16,7 +16,7 @@ from datasets import selectors
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.forms import DatasetForm
 from datasets.models import Dataset, DatasetVersion, VersionStatus, WithdrawalNotice
-from datasets.packaging import NotDownloadable, version_download
+from datasets.packaging import NotDownloadable, version_download, zip_name
 
 steward_only = role_required(Role.STEWARD)
 FATES_SHOWN = 1000  # a page, not a dump; the manifest and the API hold the rest
@@ -114,5 +114,5 @@ def version_zip(request, version_id: int):
         messages.error(request, str(exc))
         return redirect("dataset-version", version_id=version.pk)
     return FileResponse(open(path, "rb"), as_attachment=True,
-                        filename=f"dataset-{version.dataset_id}-{path.name}",
+                        filename=f"{zip_name(version)}.zip",
                         content_type="application/zip")

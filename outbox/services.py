@@ -14,11 +14,12 @@ from outbox.registry import give_up_for, handler_for
 
 logger = logging.getLogger(__name__)
 
+MAX_ATTEMPTS = 5
+
 
 def lease() -> timedelta:
+    """How long a claim lasts (settings.OUTBOX_LEASE_SECONDS)."""
     return timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-
-MAX_ATTEMPTS = 5
 
 
 def outbox_publish(*, kind: str, payload: dict[str, Any]) -> OutboxMessage:
@@ -54,16 +55,17 @@ def outbox_deliver(*, message_id: int) -> bool:
         handler_for(message.kind)(message.payload)
     except Exception as exc:
         logger.exception("outbox message %s (%s) failed", message.pk, message.kind)
+        error = f"{type(exc).__name__}: {exc}"
         failed = message.attempts >= MAX_ATTEMPTS
         OutboxMessage.objects.filter(pk=message.pk).update(
             status=MessageStatus.FAILED if failed else MessageStatus.PENDING,
             # Retry after a short back-off rather than a whole lease.
             lease_until=timezone.now() + timedelta(seconds=30 * message.attempts),
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_error=error[:2000],
         )
         give_up = give_up_for(message.kind)
         if failed and give_up is not None:
-            give_up(message.payload, f"{type(exc).__name__}: {exc}")
+            give_up(message.payload, error)
         return False
     OutboxMessage.objects.filter(pk=message.pk).update(
         status=MessageStatus.DELIVERED, delivered_at=timezone.now(), last_error="")

@@ -11,6 +11,7 @@ from django.db import connection
 from pytest_django.plugin import blocking_manager_key
 
 from audit import guards
+from config.celery import app
 from consent.models import Patient
 from consent.roles import Role
 
@@ -25,6 +26,15 @@ def plain_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def inline_celery():
+    """Tasks run in this process, whatever broker the test run is configured with."""
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
 
 
 @pytest.fixture(autouse=True)

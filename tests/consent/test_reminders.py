@@ -3,19 +3,12 @@
 import pytest
 from django.core import mail
 
-from config.celery import app
 from consent.models import ExpiryReminder
 from consent.reminders import expiry_reminders_queue
 from outbox.models import OutboxMessage
 from tests.consent.factories import make_patient, make_record, today
 
-
-@pytest.fixture(autouse=True)
-def inline_celery():
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
+pytestmark = pytest.mark.usefixtures("inline_celery")
 
 
 def record_expiring(patient, purpose_code, in_days):

@@ -4,7 +4,6 @@ from datetime import date
 
 import pytest
 
-from config.celery import app
 from consent.demo import RECIPES, SyntheticPatient, write_study
 from consent.models import Patient, Purpose
 from consent.registration import dicom_ingest_paths
@@ -16,11 +15,8 @@ BY_NAME = {r.description: r for r in RECIPES}
 
 
 @pytest.fixture(autouse=True)
-def inline_celery():
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
+def _jobs_inline(inline_celery):
+    """Export jobs and notices run in the test's own process."""
 
 
 @pytest.fixture

@@ -4,22 +4,12 @@ without a reload. Screenshots go to docs/screenshots/."""
 
 from io import StringIO
 
-import pytest
 from django.core.management import call_command
 
-from config.celery import app
 from datasets.models import Dataset, DatasetVersion, VersionStatus
 from tests.e2e.conftest import needs_chromium, shot
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture
-def inline_celery():
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
 
 
 def sign_in(page, base: str) -> None:

@@ -6,7 +6,6 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from config.celery import app
 from outbox import registry
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import MAX_ATTEMPTS, outbox_deliver, outbox_publish
@@ -30,15 +29,6 @@ def handlers():
     yield
     registry._handlers.pop("test.remember")
     registry._handlers.pop("test.explode")
-
-
-@pytest.fixture
-def inline_celery():
-    """Tasks run in this process, whatever broker the test run is configured with."""
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
 
 
 def test_a_committed_message_is_delivered_once_after_commit(db, inline_celery,
