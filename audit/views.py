@@ -18,17 +18,15 @@ from audit import selectors
 from audit.fhir import audit_bundle
 from audit.forms import DisclosureForm, EventSearchForm, ExportForm
 from audit.models import AuditEvent, VerificationRun
-from audit.registry import patient_labels
+from audit.registry import is_auditor, patient_labels
 from audit.verification import verification_run
-
-AUDITOR_GROUP = "auditor"  # the role's group name; the ledger knows no other app's models
 
 
 def auditor_only(view):
     @login_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if not request.user.groups.filter(name=AUDITOR_GROUP).exists():
+        if not is_auditor(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 

@@ -24,9 +24,10 @@ TARGET_RATIO = 30.0
 
 def _consent_everyone() -> int:
     from audit.ledger import Actor
-    from consent.models import Patient, Purpose
+    from consent.models import Purpose
     from consent.selectors import current_form
     from consent.services import consent_record
+    from registry.models import Patient
 
     ai, form = Purpose.objects.get(code="ai-training"), current_form()
     actor = Actor.system("bench")
@@ -41,9 +42,10 @@ def run(work_dir: Path) -> list[Measurement]:
     from django.contrib.auth import get_user_model
 
     from audit.ledger import Actor
-    from consent.models import Instance, Purpose
+    from consent.models import Purpose
     from datasets.exports import dataset_create, export_run, version_dir
     from datasets.models import DatasetVersion, VersionStudy
+    from registry.models import Instance
 
     print("  recording consent for every patient (untimed) ...", file=sys.stderr, flush=True)
     patients = _consent_everyone()

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pydicom
 
-# consent.demo and consent.dicom are plain pydicom, no Django: safe to import before
-# django.setup(). Modules that touch models (consent.registration, audit.ledger) are imported
+# registry.demo and registry.dicom are plain pydicom, no Django: safe to import before
+# django.setup(). Modules that touch models (registry.registration, audit.ledger) are imported
 # inside the functions that use them.
 from benchmarks import Measurement, usable_cpus
 from consent import demo
-from consent.dicom import read_header
+from registry.dicom import read_header
 
 # DESIGN.md: registration at >= 50% of pydicom's header-only read rate.
 TARGET_RATIO = 50.0
@@ -104,7 +104,7 @@ def _time_read_header(files: list[Path]) -> float:
 
 def _register(files: list[Path], label: str) -> tuple[float, dict]:
     from audit.ledger import Actor
-    from consent.registration import dicom_ingest_paths
+    from registry.registration import dicom_ingest_paths
 
     start = time.perf_counter()
     summary = dicom_ingest_paths(paths=files, actor=Actor.system(label), source="bench")

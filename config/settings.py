@@ -76,9 +76,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    # Ours, lowest layer first (README, "Layout"): each imports only apps listed before it.
     "audit",
     "outbox",
+    "access",
+    "registry",
     "consent",
+    "consent.portal",
+    "consent.desk",
     "datasets",
 ]
 
@@ -229,7 +234,7 @@ SECURE_CSP = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "consent.api_access.ApiTokenAuthentication",
+        "access.api_auth.ApiTokenAuthentication",
         # Browsers keep CSRF protection: DRF's session authentication enforces it.
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -258,7 +263,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "ConsentSourceEnum": "consent.models.choices.Source",
-        "StaffSourceEnum": "consent.api_resources.STAFF_SOURCES",
+        "StaffSourceEnum": "consent.api.resources.STAFF_SOURCES",
     },
 }
 

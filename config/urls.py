@@ -3,11 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from access.views import LoginView
 from consent import views as consent_views
-from consent.login_views import LoginView
 
 api_v1 = [
-    path("", include("consent.api_urls")),
+    path("", include("registry.api_urls")),
+    path("", include("consent.api.urls")),
     path("", include("datasets.api_urls")),
 ]
 
@@ -15,8 +16,9 @@ urlpatterns = [
     path("", consent_views.home, name="home"),
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("portal/", include("consent.portal_urls")),
-    path("desk/", include("consent.desk_urls")),
+    path("portal/", include("consent.portal.urls")),
+    path("desk/tokens/", include("access.urls")),
+    path("desk/", include("consent.desk.urls")),
     path("audit/", include("audit.urls")),
     path("datasets/", include("datasets.urls")),
     path("admin/", admin.site.urls),

@@ -4,14 +4,7 @@ from django.contrib import admin
 from django.utils import timezone
 
 from audit.admin import ReadOnlyAdmin
-from consent.models import (
-    ConsentForm,
-    ConsentRecord,
-    Guardianship,
-    ImagingStudy,
-    Patient,
-    Purpose,
-)
+from consent.models import ConsentForm, ConsentRecord, Guardianship, Purpose
 
 
 @admin.register(Purpose)
@@ -51,21 +44,6 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "patient", "purpose", "decision", "scope_kind", "scope_value",
                     "recorded_at", "source")
     list_filter = ("decision", "source", "scope_kind")
-
-
-@admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
-    list_display = ("mrn", "issuer", "name", "user")
-    search_fields = ("mrn",)
-
-
-@admin.register(ImagingStudy)
-class ImagingStudyAdmin(admin.ModelAdmin):
-    list_display = ("study_uid", "patient", "study_date", "modalities", "body_parts")
-    search_fields = ("study_uid", "accession_number")
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 admin.site.register(Guardianship)

@@ -10,7 +10,7 @@ from django.db import transaction
 from audit import codes, ledger
 from audit.ledger import Actor
 from consent.engine import ConsentDecision, PurposeTree, decide_many
-from consent.models import ImagingStudy, Patient
+from registry.models import ImagingStudy, Patient
 
 MAX_STUDIES = 10_000
 

@@ -29,16 +29,9 @@ from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
-from consent.models import (
-    ConsentRecord,
-    Decision,
-    ImagingStudy,
-    Policy,
-    Purpose,
-    ScopeKind,
-    Series,
-)
+from consent.models import ConsentRecord, Decision, Policy, Purpose, ScopeKind
 from consent.wording import mid_sentence
+from registry.models import ImagingStudy, Series
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +225,8 @@ def _scope_matches(kind: str, value: str, study_uid: str,
 # --- many studies, one statement ---------------------------------------------------------
 
 # Parameters: the selected studies' SQL is spliced in as {selected}; {purposes} and
-# {depths} are generated for the purpose's lineage (a handful of values).
+# {depths} are generated for the purpose's lineage (a handful of values); {records} and
+# {series} are the models' table names.
 _DECIDE_MANY_SQL = """
 WITH selected (id, patient_id, study_uid) AS ({selected}),
 ranked AS (
@@ -241,7 +235,7 @@ ranked AS (
            ROW_NUMBER() OVER (
                PARTITION BY r.patient_id, r.purpose_id, r.scope_kind, r.scope_value
                ORDER BY r.recorded_at DESC, r.id DESC) AS newest
-    FROM consent_consentrecord r
+    FROM {records} r
     WHERE r.purpose_id IN ({purposes})
       AND r.recorded_at <= %s AND r.effective_from <= %s
       AND r.patient_id IN (SELECT patient_id FROM selected)
@@ -259,10 +253,10 @@ candidate AS (
     WHERE l.scope_kind = 'all'
        OR (l.scope_kind = 'study' AND l.scope_value = s.study_uid)
        OR (l.scope_kind = 'modality' AND EXISTS (
-              SELECT 1 FROM consent_series se
+              SELECT 1 FROM {series} se
               WHERE se.study_id = s.id AND UPPER(se.modality) = UPPER(l.scope_value)))
        OR (l.scope_kind = 'body_part' AND EXISTS (
-              SELECT 1 FROM consent_series se
+              SELECT 1 FROM {series} se
               WHERE se.study_id = s.id AND UPPER(se.body_part) = UPPER(l.scope_value)))
 ),
 spread AS (
@@ -308,6 +302,8 @@ def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: dat
             .query.sql_with_params())
         sql = _DECIDE_MANY_SQL.format(
             selected=selected_sql,
+            records=ConsentRecord._meta.db_table,
+            series=Series._meta.db_table,
             purposes=", ".join(["%s"] * len(lineage)),
             depths=" ".join(["WHEN %s THEN %s"] * len(lineage)),
         )

@@ -9,10 +9,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from consent.models import ConsentRecord, ExpiryReminder, Patient
+from consent.models import ConsentRecord, ExpiryReminder
 from consent.selectors import live_records
 from consent.wording import mid_sentence
 from outbox.services import outbox_publish
+from registry.models import Patient
 
 REMIND_BEFORE = timedelta(days=30)
 EXPIRY_REMINDER = "consent.expiry_reminder"

@@ -12,22 +12,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.selectors import DISCLOSURE_ACTIONS
-from consent.engine import (
-    ConsentDecision,
-    PurposeTree,
-    decide,
-    decide_in_general,
-    decide_many,
-)
-from consent.models import (
-    ConsentForm,
-    ConsentRecord,
-    Guardianship,
-    ImagingStudy,
-    Patient,
-    Purpose,
-    Series,
-)
+from consent.engine import ConsentDecision, PurposeTree, decide, decide_in_general, decide_many
+from consent.models import ConsentForm, ConsentRecord, Guardianship, Purpose
+from registry.models import ImagingStudy, Patient, Series
 
 # The patient sees exactly what the auditors' accounting of disclosures lists.
 USE_ACTIONS = DISCLOSURE_ACTIONS
@@ -59,13 +46,6 @@ def scan_kinds(patient: Patient) -> dict[str, list[str]]:
     rows = Series.objects.filter(study__patient=patient).values_list("modality", "body_part")
     return {"modalities": sorted({m.upper() for m, _ in rows if m}),
             "body_parts": sorted({b.upper() for _, b in rows if b})}
-
-
-def study_for_patient(patient: Patient, study_id: int) -> ImagingStudy:
-    study = ImagingStudy.objects.filter(patient=patient, pk=study_id).first()
-    if study is None:
-        raise Http404("No such study.")
-    return study
 
 
 def current_form(code: str = "imaging-use") -> ConsentForm:
@@ -168,32 +148,3 @@ def needs_review(patient: Patient, at: datetime | None = None) -> bool:
         return False
     return any(r.form_id != form.pk and r.form.code == form.code and r.form.version < form.version
                for r in live_records(patient, at or timezone.now()).values())
-
-
-def patient_search(*, query: str = "", mrn: str = "", issuer: str = "") -> QuerySet[Patient]:
-    """Staff look-up: by MRN (exact), name (contains), accession or StudyInstanceUID."""
-    patients = Patient.objects.order_by("issuer", "mrn")
-    if mrn:
-        patients = patients.filter(mrn=mrn)
-    if issuer:
-        patients = patients.filter(issuer=issuer)
-    query = query.strip()
-    if query:
-        patients = patients.filter(
-            Q(mrn=query) | Q(name__icontains=query.replace(" ", "^"))
-            | Q(name__icontains=query)
-            | Q(studies__accession_number=query) | Q(studies__study_uid=query)).distinct()
-    return patients
-
-
-def study_search(*, mrn: str = "", issuer: str = "", accession: str = "", study_uid: str = "",
-                 date_from=None, date_to=None, modality: str = "") -> QuerySet[ImagingStudy]:
-    wanted = {"patient__mrn": mrn, "patient__issuer": issuer, "accession_number": accession,
-              "study_uid": study_uid, "study_date__gte": date_from, "study_date__lte": date_to}
-    studies = (ImagingStudy.objects.select_related("patient")
-               .filter(**{lookup: value for lookup, value in wanted.items() if value})
-               .order_by("-study_date", "pk"))
-    if modality:
-        studies = studies.filter(
-            pk__in=Series.objects.filter(modality=modality.upper()).values("study_id"))
-    return studies

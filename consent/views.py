@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from consent.roles import Role, user_roles
+from access.roles import Role, user_roles
 from consent.selectors import patients_for_user
 
 

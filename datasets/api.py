@@ -11,10 +11,10 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consent.api_access import request_actor, scoped
+from access.api_auth import request_actor, scoped
+from access.models import TokenScope
+from access.roles import Role
 from consent.engine import PurposeTree
-from consent.models import TokenScope
-from consent.roles import Role
 from datasets import selectors
 from datasets.deid import Option
 from datasets.exports import dataset_create, export_preview, export_request

@@ -27,7 +27,7 @@ from pydicom.errors import InvalidDicomError
 from audit import codes, ledger
 from audit.ledger import Actor
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
-from consent.models import ImagingStudy, Instance, Purpose
+from consent.models import Purpose
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
 from datasets.manifest import write_manifest
 from datasets.models import (
@@ -41,6 +41,7 @@ from datasets.models import (
 from datasets.selection import selected_studies, selection_clean, unsafe_reason
 from datasets.selectors import excluded_by_reason
 from outbox.services import outbox_publish
+from registry.models import ImagingStudy, Instance
 
 EXPORT_REQUESTED = "datasets.export_requested"
 SOFTWARE = "Consentry 0.1"

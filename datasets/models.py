@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.db import models
 
-from consent.models import ConsentRecord, ImagingStudy, Patient, Purpose
+from consent.models import ConsentRecord, Purpose
+from registry.models import ImagingStudy, Patient
 
 
 class Enforcement(models.TextChoices):

@@ -7,7 +7,7 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from consent.models import ImagingStudy, Series
+from registry.models import ImagingStudy, Series
 
 # Modalities whose images often carry burned-in text (names, dates) in the pixels.
 BURNED_IN_PRONE = {"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"}

@@ -9,9 +9,9 @@ from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from access.roles import Role, role_required
 from audit import codes, ledger
 from audit.ledger import Actor
-from consent.roles import Role, role_required
 from datasets import selectors
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.forms import DatasetForm

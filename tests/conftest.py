@@ -10,10 +10,10 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from pytest_django.plugin import blocking_manager_key
 
+from access.roles import Role
 from audit import guards
 from config.celery import app
-from consent.models import Patient
-from consent.roles import Role
+from registry.models import Patient
 
 GUARDED_TABLES = (*guards.APPEND_ONLY_TABLES, "consent_consentrecord")
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -103,6 +103,25 @@ def outsider(db):
 
 
 @pytest.fixture
+def hospital(db):
+    """Alice with a head CT (accession ACC1) and a knee MR; Bob with a chest CT."""
+    from registry.models import ImagingStudy
+    from tests.consent.factories import make_patient, make_study
+
+    alice = make_patient("MRN-A")
+    bob = make_patient("MRN-B")
+    studies = {
+        "a-ct": make_study(alice, ("CT", "HEAD")),
+        "a-mr": make_study(alice, ("MR", "KNEE")),
+        "b-ct": make_study(bob, ("CT", "CHEST")),
+    }
+    ImagingStudy.objects.filter(pk=studies["a-ct"].pk).update(accession_number="ACC1",
+                                                               study_date="2025-01-10")
+    ImagingStudy.objects.filter(pk=studies["a-mr"].pk).update(study_date="2026-02-01")
+    return alice, bob, studies
+
+
+@pytest.fixture
 def committed_db(transactional_db, django_db_blocker):
     """Real commits, for tests where another process (a Celery worker) must see the data.
 
@@ -131,5 +150,5 @@ def restore_migration_data() -> None:
     """The flush also removed what migrations seed: role groups, purposes, consent form."""
     for role in Role.values:
         Group.objects.get_or_create(name=role)
-    seed = importlib.import_module("consent.migrations.0004_seed_purposes_and_guard_records")
+    seed = importlib.import_module("consent.migrations.0002_seed_purposes_and_guard_records")
     seed.seed(django_apps, None)

@@ -12,9 +12,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from access.models import TokenScope
+from access.tokens import api_token_create
 from audit.ledger import Actor
-from consent.models import TokenScope
-from consent.tokens import api_token_create
 from tests.consent.factories import make_patient, make_record, make_study
 
 CHECKS = [schemathesis.checks.not_a_server_error, status_code_conformance,

@@ -21,10 +21,10 @@ from audit import ledger
 from audit.ledger import Actor
 from audit.models import AuditEvent
 from config.celery import app
-from consent.models import IngestJob, IngestStatus, Instance
-from consent.registration import INGEST_REQUESTED, ingest_job_queue
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_sweep
+from registry.models import IngestJob, IngestStatus, Instance
+from registry.registration import INGEST_REQUESTED, ingest_job_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_URL") or (
@@ -150,14 +150,15 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
         broker_queue, tmp_path, steward):
     from datetime import date
 
-    from consent.demo import RECIPES, SyntheticPatient, write_study
-    from consent.models import Patient, Purpose
-    from consent.registration import dicom_ingest_paths
+    from consent.models import Purpose
     from consent.selectors import current_form
     from consent.services import consent_record
     from datasets.exports import dataset_create, export_request
     from datasets.manifest import verify_manifest
     from datasets.models import DatasetVersion, VersionStatus, VersionStudy
+    from registry.demo import RECIPES, SyntheticPatient, write_study
+    from registry.models import Patient
+    from registry.registration import dicom_ingest_paths
 
     actor = Actor(label="stella", role="steward")
     chest = next(r for r in RECIPES if r.description == "CR CHEST PA")

@@ -1,7 +1,6 @@
-"""The consent app's models, by subject: the registry (patients and imaging), what patients
-chose (purposes, forms, records), and ways in (invitations, tokens)."""
+"""The consent app's models: what patients chose (purposes, forms, records, guardians,
+reminders) and portal invitations. Patients and their imaging live in ``registry``."""
 
-from consent.models.access import ApiToken, PatientInvite, TokenScope
 from consent.models.choices import (
     ConsentForm,
     ConsentRecord,
@@ -13,34 +12,17 @@ from consent.models.choices import (
     ScopeKind,
     Source,
 )
-from consent.models.registry import (
-    ImagingStudy,
-    IngestJob,
-    IngestStatus,
-    Instance,
-    Patient,
-    Series,
-    Sex,
-)
+from consent.models.invites import PatientInvite
 
 __all__ = [
-    "ApiToken",
     "ConsentForm",
     "ConsentRecord",
     "Decision",
     "ExpiryReminder",
     "Guardianship",
-    "ImagingStudy",
-    "IngestJob",
-    "IngestStatus",
-    "Instance",
-    "Patient",
     "PatientInvite",
     "Policy",
     "Purpose",
     "ScopeKind",
-    "Series",
-    "Sex",
     "Source",
-    "TokenScope",
 ]

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from consent.models.registry import Patient
+from registry.models import Patient
 
 
 class Policy(models.TextChoices):

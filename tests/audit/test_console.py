@@ -4,21 +4,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from audit import ledger
 from audit.ledger import Actor
 from tests.audit.test_ledger import as_owner
+from tests.clients import signed_in as client_for
 from tests.consent.factories import make_patient
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def client_for(user):
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

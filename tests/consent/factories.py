@@ -3,14 +3,8 @@
 from datetime import datetime, timedelta
 from itertools import count
 
-from consent.models import (
-    ConsentForm,
-    ConsentRecord,
-    ImagingStudy,
-    Patient,
-    Purpose,
-    Series,
-)
+from consent.models import ConsentForm, ConsentRecord, Purpose
+from registry.models import ImagingStudy, Patient, Series
 
 _numbers = count(1)
 

@@ -7,20 +7,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from rest_framework.test import APIClient
 
+from access.tokens import api_token_create
 from audit.ledger import Actor
 from audit.models import AuditEvent
 from consent.engine import decide
-from consent.tokens import api_token_create
+from tests.clients import api_as as as_user
 from tests.consent.factories import at, make_patient, make_record, make_study
 from tests.consent.test_engine_property import build, worlds
 
 URL = "/api/v1/consent-checks"
-
-
-def as_user(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def test_staff_checks_studies_and_unknown_uids_are_listed(staff):

@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from audit import ledger
-from consent.demo import FAMILY, GIVEN
-from consent.models import ImagingStudy, Patient
+from registry.demo import FAMILY, GIVEN
+from registry.models import ImagingStudy, Patient
 
 
 def test_demo_seeds_patients_studies_and_the_four_logins(db, data_dir):

@@ -2,18 +2,12 @@
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from audit.models import AuditEvent
-from consent.models import ApiToken, ConsentRecord, ImagingStudy
-from tests.conftest import make_user
+from consent.models import ConsentRecord
+from registry.models import ImagingStudy
+from tests.clients import signed_in as client_for
 from tests.consent.factories import make_study
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -118,31 +112,3 @@ def test_a_scan_that_is_not_a_document_is_refused(staff, patient, data_dir):
     assert "PDF, PNG or JPEG" in response.content.decode()
     assert ConsentRecord.objects.count() == 0
     assert not (data_dir / "consent-forms").exists()
-
-
-def test_staff_create_a_token_see_it_once_and_revoke_it(staff):
-    client = client_for(staff)
-    page = client.post("/desk/tokens/", {"name": "PACS router",
-                                         "scopes": ["ingest", "consent:read"]}).content.decode()
-    secret = page.split('<code id="new-token">')[1].split("</code>")[0]
-    token = ApiToken.objects.get()
-    assert secret.startswith(f"cst_{token.prefix}_")
-    assert secret not in client.get("/desk/tokens/").content.decode()
-    client.post(f"/desk/tokens/{token.pk}/revoke/")
-    token.refresh_from_db()
-    assert token.revoked_at is not None
-
-
-def test_a_token_needs_a_scope(staff):
-    page = client_for(staff).post("/desk/tokens/", {"name": "x"}).content.decode()
-    assert "This field is required" in page
-    assert ApiToken.objects.count() == 0
-
-
-def test_staff_cannot_revoke_someone_elses_token(staff):
-    other = make_user("sally-staff", "staff")
-    client_for(other).post("/desk/tokens/", {"name": "theirs", "scopes": ["ingest"]})
-    token = ApiToken.objects.get()
-    assert client_for(staff).post(f"/desk/tokens/{token.pk}/revoke/").status_code == 404
-    token.refresh_from_db()
-    assert token.revoked_at is None

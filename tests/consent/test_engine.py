@@ -4,7 +4,7 @@ import pytest
 from django.db import connection, transaction
 
 from consent.engine import FAIL_CLOSED, ConsentUnavailable, decide, decide_many
-from consent.models import ImagingStudy
+from registry.models import ImagingStudy
 from tests.consent.factories import at, make_patient, make_record, make_study
 
 pytestmark = pytest.mark.django_db

@@ -8,14 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.engine import PurposeTree, decide, decide_many
-from consent.models import (
-    ConsentForm,
-    ConsentRecord,
-    ImagingStudy,
-    Patient,
-    Purpose,
-    Series,
-)
+from consent.models import ConsentForm, ConsentRecord, Purpose
+from registry.models import ImagingStudy, Patient, Series
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MODALITIES = ["CT", "MR", "US"]

@@ -8,16 +8,11 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from consent.models import ConsentForm, ConsentRecord, Guardianship, PatientInvite
+from tests.clients import signed_in as client_for
 from tests.conftest import make_user
 from tests.consent.factories import make_study
 
 PAGES = ["portal-choices", "portal-scans", "portal-history", "portal-uses"]
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(name, patient):
@@ -179,7 +174,7 @@ def invite(staff, patient, email="alice@example.org"):
 
 
 def test_an_invited_patient_sets_a_password_once(staff, db):
-    from consent.models import Patient
+    from registry.models import Patient
 
     patient = Patient.objects.create(issuer="LOCAL", mrn="NEW-1", name="New^Patient")
     link = invite(staff, patient)

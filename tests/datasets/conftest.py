@@ -4,11 +4,12 @@ from datetime import date
 
 import pytest
 
-from consent.demo import RECIPES, SyntheticPatient, write_study
-from consent.models import Patient, Purpose
-from consent.registration import dicom_ingest_paths
+from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
+from registry.demo import RECIPES, SyntheticPatient, write_study
+from registry.models import Patient
+from registry.registration import dicom_ingest_paths
 from tests.datasets.helpers import STEWARD
 
 BY_NAME = {r.description: r for r in RECIPES}

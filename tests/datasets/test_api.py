@@ -7,10 +7,10 @@ import zipfile
 import pytest
 from django.core.management import call_command
 
+from access.models import TokenScope
+from access.tokens import api_token_create
 from audit.ledger import Actor
 from audit.models import AuditEvent
-from consent.models import TokenScope
-from consent.tokens import api_token_create
 from datasets.models import Dataset, DatasetVersion, VersionStatus
 from tests.datasets.helpers import make_dataset
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from consent.demo import RECIPES, SyntheticPatient, write_study
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
+from registry.demo import RECIPES, SyntheticPatient, write_study
 
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 RAW = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm",

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from consent.models import Patient
 from datasets.exports import version_dir
 from datasets.models import Dataset, DatasetVersion, VersionStatus
+from registry.models import Patient
 
 
 def signed_in(username: str, password: str) -> Client:

@@ -9,12 +9,13 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
-from consent.models import ImagingStudy, Purpose
+from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets import exports
 from datasets.exports import export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
+from registry.models import ImagingStudy
 from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
 
 
@@ -152,7 +153,7 @@ def test_selection_by_age_at_the_time_of_the_study(hospital, ages, expected):
 
 def test_a_study_whose_file_vanished_is_left_out_with_the_reason(
         steward, hospital, data_dir, django_capture_on_commit_callbacks):
-    from consent.models import Instance
+    from registry.models import Instance
 
     knee = Instance.objects.filter(series__study__description="MR KNEE LEFT").first()
     Path(knee.path).unlink()

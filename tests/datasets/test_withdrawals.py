@@ -4,10 +4,11 @@ owner emailed after commit, the ledger told, the next version without the study.
 from django.core import mail
 
 from audit.models import AuditEvent
-from consent.models import ImagingStudy, Purpose
+from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets.models import Enforcement, VersionStudy, WithdrawalNotice
+from registry.models import ImagingStudy
 from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
 
 

@@ -5,7 +5,7 @@ sets a password, says no to AI training for head scans, sees it on "My scans" an
 Skipped only where /usr/bin/chromium is missing outside CI; CI installs it."""
 
 from audit.ledger import Actor
-from consent.services import patient_invite
+from consent.invitations import patient_invite
 from tests.consent.factories import make_study
 from tests.e2e.conftest import needs_chromium, shot
 

@@ -4,14 +4,16 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from access.models import ApiToken, TokenScope
+from access.roles import Role
+from access.tokens import api_token_create, api_token_revoke
 from audit.ledger import Actor
-from consent.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
-from consent.models import ApiToken, ImagingStudy, Patient, Purpose, TokenScope
-from consent.registration import dicom_ingest_paths
-from consent.roles import Role
+from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record, disclosure_record
-from consent.tokens import api_token_create, api_token_revoke
+from registry.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
+from registry.models import ImagingStudy, Patient
+from registry.registration import dicom_ingest_paths
 
 DEMO_TOKEN_NAME = "demo AI platform"  # noqa: S105 - a label, not a secret
 DEMO_ACCOUNTS = (

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccessConfig(AppConfig):
+    name = "access"
+    verbose_name = "Access control"
+
+    def ready(self) -> None:
+        # The auditor console lives in the ledger's app, below this one: it asks access who
+        # may read it through a hook rather than importing upward.
+        from access.roles import Role, has_role
+        from audit.registry import register_auditor_check
+
+        register_auditor_check(lambda user: has_role(user, Role.AUDITOR))

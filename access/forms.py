@@ -1,0 +1,12 @@
+"""Forms parse and validate input; the token services do the writing."""
+
+from django import forms
+
+from access.models import TokenScope
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who uses it, e.g. 'PACS router'")
+    scopes = forms.MultipleChoiceField(choices=TokenScope.choices,
+                                       widget=forms.CheckboxSelectMultiple)
+    expires_at = forms.DateTimeField(required=False, help_text="Empty: never expires")

@@ -1,0 +1,74 @@
+"""Sign-in with its ledger events, and the pages where staff manage their API tokens.
+
+Every login and every failed login is recorded (DICOM event 110114, User Authentication)."""
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from access.forms import ApiTokenForm
+from access.models import ApiToken
+from access.roles import Role, primary_role, role_required
+from access.tokens import api_token_create, api_token_revoke
+from audit import codes, ledger
+from audit.ledger import Actor
+from audit.models import Outcome
+
+staff_only = role_required(Role.STAFF)
+
+
+class LoginView(auth_views.LoginView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user = form.get_user()
+        ledger.record(action="login.succeeded", event_code=codes.USER_AUTHENTICATION,
+                      actor=Actor.for_user(user, role=primary_role(user),
+                                           ip=self.request.META.get("REMOTE_ADDR")))
+        return response
+
+    def form_invalid(self, form):
+        locked = getattr(self.request, "axes_locked_out", False)
+        attempted = (form.data.get("username") or "")[:150]
+        ledger.record(
+            action="login.failed", event_code=codes.USER_AUTHENTICATION,
+            outcome=Outcome.DENIED if locked else Outcome.FAILURE,
+            actor=Actor(label=attempted or "(no username)", role="",
+                        ip=self.request.META.get("REMOTE_ADDR")),
+            reason="locked out after too many failures" if locked else "wrong credentials")
+        return super().form_invalid(form)
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, role=Role.STAFF, ip=request.META.get("REMOTE_ADDR"))
+
+
+@staff_only
+def tokens(request):
+    form = ApiTokenForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, secret = api_token_create(
+                owner=request.user, name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"], expires_at=form.cleaned_data["expires_at"],
+                actor=_actor(request))
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            form = ApiTokenForm()
+    own = ApiToken.objects.filter(owner=request.user).order_by("-created_at")
+    return render(request, "access/tokens.html", {"form": form, "tokens": own,
+                                                  "secret": secret})
+
+
+@staff_only
+@require_POST
+def revoke_token(request, token_id: int):
+    # Staff revoke their own tokens; others' answer 404 like a missing one.
+    token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
+    api_token_revoke(token=token, actor=_actor(request))
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("desk-tokens")

@@ -1,0 +1,90 @@
+"""The consent-check API: may these studies be used for this purpose?"""
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.api_auth import request_actor, scoped
+from access.models import TokenScope
+from access.roles import Role
+from consent.checks import MAX_STUDIES, consent_check
+from consent.engine import ConsentUnavailable
+from registry.api import UidField
+from registry.models import Patient
+
+
+class ConsentCheckApi(APIView):
+    """May these studies be used for this purpose? One answer per study, with its reason and
+    the deciding consent records; unknown StudyInstanceUIDs are listed, never dropped."""
+
+    permission_classes = [scoped(TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD)]
+
+    class CheckInputSerializer(serializers.Serializer):
+        purpose = serializers.SlugField(max_length=64)
+        study_instance_uids = serializers.ListField(
+            child=UidField(), required=False, allow_empty=False, max_length=MAX_STUDIES)
+        patient_mrn = serializers.CharField(max_length=64, required=False)
+        patient_issuer = serializers.CharField(max_length=64, required=False)
+        at = serializers.DateTimeField(required=False)
+
+        def validate(self, data):
+            if bool(data.get("study_instance_uids")) == bool(data.get("patient_mrn")):
+                raise serializers.ValidationError(
+                    {"study_instance_uids": "Give either study_instance_uids or patient_mrn."})
+            return data
+
+    class CheckAnswerSerializer(serializers.Serializer):
+        study_instance_uid = serializers.CharField()
+        allowed = serializers.BooleanField()
+        decision = serializers.ChoiceField(choices=["permit", "deny"])
+        reason = serializers.CharField()
+        deciding_record_ids = serializers.ListField(child=serializers.IntegerField())
+        by_default_policy = serializers.BooleanField()
+
+    class CheckOutputSerializer(serializers.Serializer):
+        purpose = serializers.CharField()
+        at = serializers.DateTimeField()
+        results = serializers.ListField(child=serializers.DictField())
+        unknown = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(request=CheckInputSerializer, responses={200: CheckOutputSerializer})
+    def post(self, request):
+        serializer = self.CheckInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        patient = None
+        if data.get("patient_mrn"):
+            patient = Patient.objects.filter(
+                mrn=data["patient_mrn"],
+                issuer=data.get("patient_issuer") or settings.CONSENTRY_DEFAULT_MRN_ISSUER,
+            ).first()
+            if patient is None:
+                raise ValidationError({"patient_mrn": ["No patient with this MRN."]})
+        try:
+            result = consent_check(
+                purpose_code=data["purpose"], at=data.get("at") or timezone.now(),
+                actor=request_actor(request), study_uids=data.get("study_instance_uids"),
+                patient=patient)
+        except LookupError:
+            raise ValidationError({"purpose": ["Unknown purpose."]}) from None
+        except ConsentUnavailable:
+            raise ServiceUnavailable() from None
+        return Response({
+            "purpose": result.purpose_code, "at": result.at,
+            "results": [{
+                "study_instance_uid": a.study_uid, "allowed": a.decision.allowed,
+                "decision": a.decision.decision, "reason": a.decision.reason,
+                "deciding_record_ids": list(a.decision.record_ids),
+                "by_default_policy": a.decision.by_default_policy,
+            } for a in result.answers],
+            "unknown": result.unknown,
+        })
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_detail = "Consent could not be read; treat every study as not allowed."

@@ -1,0 +1,49 @@
+"""The desk's forms parse and validate input; the services do the writing."""
+
+from django import forms
+
+from consent.models import ConsentForm, Decision, Purpose, ScopeKind, Source
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Patient's email address")
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label="MRN, name, accession number or StudyInstanceUID",
+                        max_length=200)
+
+
+class PaperConsentForm(forms.Form):
+    """A consent given on paper or verbally, as staff record it."""
+
+    purpose = forms.ChoiceField()
+    decision = forms.ChoiceField(choices=Decision.choices)
+    scope_kind = forms.ChoiceField(choices=ScopeKind.choices, initial=ScopeKind.ALL)
+    scope_value = forms.CharField(max_length=64, required=False,
+                                  help_text="StudyInstanceUID, modality (MR) or body part "
+                                            "(HEAD); empty for all studies")
+    source = forms.ChoiceField(choices=[(Source.PAPER, "Paper form"),
+                                        (Source.VERBAL, "Verbal, witnessed")])
+    form_version = forms.ModelChoiceField(queryset=ConsentForm.objects.order_by("-version"),
+                                          empty_label=None, label="Form version shown")
+    witness = forms.CharField(max_length=200, required=False)
+    effective_from = forms.DateTimeField(required=False)
+    expires_at = forms.DateTimeField(required=False)
+    proxy_name = forms.CharField(max_length=200, required=False,
+                                 label="Signed by (if not the patient)")
+    proxy_relationship = forms.CharField(max_length=64, required=False,
+                                         label="Relationship to the patient")
+    scanned_form = forms.FileField(required=False, label="Scanned form (PDF, PNG or JPEG)")
+
+    def __init__(self, *args, patient=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.patient = patient
+        self.fields["purpose"].choices = [(p.code, p.name) for p in
+                                          Purpose.objects.order_by("position", "code")]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("source") == Source.VERBAL and not cleaned.get("witness"):
+            self.add_error("witness", "A verbal consent needs a witness.")
+        return cleaned

@@ -1,0 +1,100 @@
+"""The staff desk: find a patient, see per study and purpose what may be shared and why,
+record a paper or verbal consent, invite the patient. Staff only. (Their API tokens are
+managed on access's pages, under /desk/tokens/.)"""
+
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from access.roles import Role, role_required
+from audit import codes, ledger
+from audit.ledger import Actor
+from consent import selectors
+from consent.desk.forms import InviteForm, PaperConsentForm, SearchForm
+from consent.engine import PurposeTree
+from consent.invitations import patient_invite
+from consent.services import consent_attachment_store, consent_record
+from registry import selectors as registry_selectors
+from registry.models import Patient
+
+staff_only = role_required(Role.STAFF)
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, role=Role.STAFF, ip=request.META.get("REMOTE_ADDR"))
+
+
+@staff_only
+def search(request):
+    form = SearchForm(request.GET or None)
+    patients = None
+    if form.is_valid():
+        patients = list(registry_selectors.patient_search(query=form.cleaned_data["q"])[:50])
+        if len(patients) == 1:
+            return redirect("desk-patient", patient_id=patients[0].pk)
+    return render(request, "desk/search.html", {"form": form, "patients": patients})
+
+
+@staff_only
+def patient(request, patient_id: int):
+    record = get_object_or_404(Patient, pk=patient_id)
+    with transaction.atomic():
+        # Opening a patient's record is itself a use of their data.
+        ledger.record(action="phi.viewed", event_code=codes.PATIENT_RECORD, actor=_actor(request),
+                      patient_ref=record.pk, details={"what": "patient page", "via": "desk"})
+    studies, purposes, grid = selectors.scans_with_decisions(record, timezone.now())
+    rows = [(study, [(p, grid[(study.pk, p.pk)]) for p in purposes]) for study in studies]
+    return render(request, "desk/patient.html", {
+        "patient": record, "rows": rows, "purposes": purposes,
+        "history": selectors.patient_history(record)[:50],
+        "form": PaperConsentForm(patient=record)})
+
+
+@staff_only
+@require_POST
+def record_consent(request, patient_id: int):
+    record = get_object_or_404(Patient, pk=patient_id)
+    form = PaperConsentForm(request.POST, request.FILES, patient=record)
+    if not form.is_valid():
+        messages.error(request, "Nothing was recorded: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        return redirect("desk-patient", patient_id=record.pk)
+    data = form.cleaned_data
+    try:
+        attachment = (consent_attachment_store(data["scanned_form"])
+                      if data["scanned_form"] else None)
+        consent_record(
+            patient=record, purpose=PurposeTree.load().get(data["purpose"]),
+            decision=data["decision"], actor=_actor(request), source=data["source"],
+            form=data["form_version"], scope_kind=data["scope_kind"],
+            scope_value=data["scope_value"], effective_from=data["effective_from"],
+            expires_at=data["expires_at"], witness=data["witness"],
+            proxy_name=data["proxy_name"], proxy_relationship=data["proxy_relationship"],
+            attachment=attachment)
+    except ValidationError as exc:
+        messages.error(request, "Nothing was recorded: " + "; ".join(exc.messages))
+    else:
+        messages.success(request, "Consent recorded.")
+    return redirect("desk-patient", patient_id=record.pk)
+
+
+@staff_only
+def invite(request, patient_id: int):
+    record = get_object_or_404(Patient, pk=patient_id)
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            made, token = patient_invite(patient=record, email=form.cleaned_data["email"],
+                                         actor=_actor(request))
+        except ValidationError as exc:
+            form.add_error("email", exc)
+        else:
+            link = request.build_absolute_uri(reverse("portal-invite", args=[token]))
+            return render(request, "desk/invite_sent.html",
+                          {"patient": record, "link": link, "invite": made})
+    return render(request, "desk/invite.html", {"patient": record, "form": form})

@@ -1,0 +1,29 @@
+"""One factory per kind of ledger event the registry writes (the saleor pattern).
+
+Each returns a draft; callers write it with ``ledger.record_drafts`` (many at once) in the
+transaction of the change it records."""
+
+from typing import Any
+
+from audit import codes, ledger
+from audit.ledger import Actor
+
+
+def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: str,
+                     new_patient: bool, new_study: bool, series_added: int,
+                     instances_added: int, correlation_id: str = "") -> dict[str, Any]:
+    return ledger.event_draft(
+        action="dicom.registered",
+        event_code=codes.IMPORT,
+        actor=actor,
+        patient_ref=patient_id,
+        study_uid=study_uid,
+        details={
+            "source": source,
+            "new_patient": new_patient,
+            "new_study": new_study,
+            "series_added": series_added,
+            "instances_added": instances_added,
+        },
+        correlation_id=correlation_id,
+    )

@@ -1,0 +1,72 @@
+import getpass
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from audit.ledger import Actor
+from registry.models import IngestJob
+from registry.registration import dicom_ingest_paths, ingest_job_queue, paths_to_files
+
+
+class Command(BaseCommand):
+    help = (
+        "Register DICOM files and folders: patients, studies, series and instances. "
+        "Prints what was registered, already known, in conflict or rejected, and why."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="*", help="DICOM files or folders to walk")
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument("--inline", action="store_true",
+                          help="register here even when a worker is configured")
+        mode.add_argument("--background", action="store_true",
+                          help="hand the work to a Celery worker (needs REDIS_URL)")
+        parser.add_argument("--job", type=int, help="show the state of a background job")
+
+    def handle(self, *args, paths, inline, background, job, verbosity, **options):
+        if job is not None:
+            return self._show_job(job)
+        if not paths:
+            raise CommandError("give at least one file or folder to register")
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise CommandError(f"no such file or folder: {', '.join(missing)}")
+        actor = Actor(label=f"cli:{getpass.getuser()}", role="operator")
+        has_worker = not settings.CELERY_TASK_ALWAYS_EAGER
+        if background and not has_worker:
+            raise CommandError("--background needs a Celery worker: set REDIS_URL")
+        files = paths_to_files(paths)
+        if background or (has_worker and not inline
+                          and len(files) > settings.CONSENTRY_INGEST_BACKGROUND_THRESHOLD):
+            queued = ingest_job_queue(paths=paths, actor=actor)
+            self.stdout.write(
+                f"{len(files)} files queued as ingest job {queued.pk} for a worker. "
+                f"Follow it with: manage.py ingest_dicom --job {queued.pk}")
+            return
+        with tqdm(total=len(files), unit="file", desc="Registering",
+                  disable=not sys.stderr.isatty() or verbosity == 0) as bar:
+            summary = dicom_ingest_paths(paths=files, actor=actor, source="cli",
+                                         progress=bar.update)
+        self._print_summary(summary.as_dict())
+
+    def _print_summary(self, summary: dict) -> None:
+        self.stdout.write(
+            f"Registered {summary['registered']}, already known {summary['known']}, "
+            f"conflicting {summary['conflict']}, rejected {summary['rejected']}.")
+        for problem in summary["problems"]:
+            self.stdout.write(f"  {problem['status']}: {problem['path']}: {problem['reason']}")
+
+    def _show_job(self, job_id: int) -> None:
+        job = IngestJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise CommandError(f"no ingest job {job_id}")
+        self.stdout.write(f"Ingest job {job.pk}: {job.status} (requested by "
+                          f"{job.requested_by} at {job.created_at:%Y-%m-%d %H:%M:%S} UTC)")
+        if "error" in job.summary:
+            self.stdout.write(f"  failed: {job.summary['error']}")
+        elif job.summary:
+            self._print_summary(job.summary)
+

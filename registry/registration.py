@@ -1,0 +1,310 @@
+"""Registering DICOM files: patients, studies, series and instances, with their events.
+
+Files are read outside any transaction (I/O never holds a database transaction open); each
+batch is then written in one transaction together with its ledger events.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
+
+from audit import ledger
+from audit.ledger import Actor
+from registry import events
+from registry.dicom import DicomHeader, DicomRejected, iter_files, read_header
+from registry.models import ImagingStudy, IngestJob, IngestStatus, Instance, Patient, Series
+
+BATCH_SIZE = 200
+INGEST_REQUESTED = "dicom.ingest_requested"
+
+
+class Status:
+    REGISTERED = "registered"
+    KNOWN = "known"          # the same file (same SOPInstanceUID and content) is registered
+    CONFLICT = "conflict"    # the SOPInstanceUID is registered with different content
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: str
+    status: str
+    reason: str = ""
+    study_uid: str = ""
+    sop_uid: str = ""
+
+
+@dataclass
+class IngestSummary:
+    counts: Counter = field(default_factory=Counter)
+    problems: list[FileOutcome] = field(default_factory=list)  # rejected and conflicting
+
+    def add(self, outcome: FileOutcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status in (Status.REJECTED, Status.CONFLICT):
+            self.problems.append(outcome)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "registered": self.counts[Status.REGISTERED],
+            "known": self.counts[Status.KNOWN],
+            "conflict": self.counts[Status.CONFLICT],
+            "rejected": self.counts[Status.REJECTED],
+            "problems": [
+                {"path": o.path, "status": o.status, "reason": o.reason} for o in self.problems
+            ],
+        }
+
+
+def read_or_reject(path: str | os.PathLike) -> DicomHeader | FileOutcome:
+    try:
+        return read_header(path, default_issuer=settings.CONSENTRY_DEFAULT_MRN_ISSUER)
+    except DicomRejected as exc:
+        return FileOutcome(path=os.fspath(path), status=Status.REJECTED, reason=exc.reason)
+
+
+def dicom_register(*, headers: Sequence[DicomHeader], actor: Actor, source: str,
+                   correlation_id: str = "") -> list[FileOutcome]:
+    """Register already-read headers in one transaction; one outcome per header, in order.
+
+    Idempotent: a file already registered is ``known``; a known SOPInstanceUID with other
+    content is a ``conflict`` and the registered file is left as it is."""
+    for attempt in range(3):
+        try:
+            return _register_batch(headers, actor, source, correlation_id)
+        except IntegrityError:
+            # Another process registered some of the same rows between our read and write;
+            # on the next attempt they are visible and count as known.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
+                    correlation_id: str) -> list[FileOutcome]:
+    outcomes: dict[int, FileOutcome] = {}
+    registered = dict(Instance.objects.filter(
+        sop_uid__in={h.sop_uid for h in headers}).values_list("sop_uid", "sha256"))
+    new: list[tuple[int, DicomHeader]] = []
+    for index, header in enumerate(headers):
+        if header.sop_uid in registered:
+            outcomes[index] = _known_or_conflict(header, registered[header.sop_uid])
+        else:
+            new.append((index, header))
+
+    patients = _patients_for(h for _, h in new)
+    studies = {s.study_uid: s for s in ImagingStudy.objects.filter(
+        study_uid__in={h.study_uid for _, h in new}).select_related("patient")}
+    series = {s.series_uid: s for s in Series.objects.filter(
+        series_uid__in={h.series_uid for _, h in new}).select_related("study")}
+
+    new_studies: dict[str, ImagingStudy] = {}
+    new_series: dict[str, Series] = {}
+    instances: list[Instance] = []
+    touched: Counter = Counter()
+    in_this_batch: dict[str, str] = {}  # SOPInstanceUID -> sha256, for repeats in one batch
+    for index, header in new:
+        if header.sop_uid in in_this_batch:
+            outcomes[index] = _known_or_conflict(header, in_this_batch[header.sop_uid])
+            continue
+        patient = patients[(header.issuer, header.patient_id)]
+        study = studies.get(header.study_uid) or new_studies.get(header.study_uid)
+        if study is None:
+            study = new_studies[header.study_uid] = ImagingStudy(
+                study_uid=header.study_uid, patient=patient,
+                accession_number=header.accession_number, study_date=header.study_date,
+                description=header.study_description,
+            )
+        elif (study.patient.issuer, study.patient.mrn) != (header.issuer, header.patient_id):
+            outcomes[index] = _reject(header, "the study is registered for another patient")
+            continue
+        one_series = series.get(header.series_uid) or new_series.get(header.series_uid)
+        if one_series is None:
+            one_series = new_series[header.series_uid] = Series(
+                series_uid=header.series_uid, study=study, modality=header.modality,
+                body_part=header.body_part, series_number=header.series_number,
+                description=header.series_description,
+            )
+        elif one_series.study.study_uid != header.study_uid:
+            outcomes[index] = _reject(header, "the series is registered in another study")
+            continue
+        instances.append(Instance(
+            sop_uid=header.sop_uid, series=one_series, sop_class_uid=header.sop_class_uid,
+            instance_number=header.instance_number,
+            transfer_syntax_uid=header.transfer_syntax_uid, path=header.path,
+            size=header.size, sha256=header.sha256,
+        ))
+        in_this_batch[header.sop_uid] = header.sha256
+        touched[header.study_uid] += 1
+        outcomes[index] = FileOutcome(path=header.path, status=Status.REGISTERED,
+                                      study_uid=header.study_uid, sop_uid=header.sop_uid)
+
+    # Parents first: bulk_create fills in their keys, which the children then pick up.
+    # Only patients with a registered study are created: a rejected file leaves no row.
+    new_patients = list({id(s.patient): s.patient for s in new_studies.values()
+                         if s.patient.pk is None}.values())
+    Patient.objects.bulk_create(new_patients)
+    ImagingStudy.objects.bulk_create(new_studies.values())
+    Series.objects.bulk_create(new_series.values())
+    Instance.objects.bulk_create(instances)
+
+    touched_studies = {**studies, **new_studies}
+    _refresh_counts([touched_studies[uid].pk for uid in touched],
+                    [s.pk for s in [*series.values(), *new_series.values()]])
+    series_added = Counter(s.study.study_uid for s in new_series.values())
+    ledger.record_drafts([
+        events.study_registered(
+            actor=actor, patient_id=study.patient.pk, study_uid=study_uid, source=source,
+            new_patient=study.patient in new_patients, new_study=study_uid in new_studies,
+            series_added=series_added[study_uid], instances_added=instances_added,
+            correlation_id=correlation_id,
+        )
+        for study_uid, instances_added in touched.items()
+        for study in [touched_studies[study_uid]]
+    ])
+    return [outcomes[i] for i in range(len(headers))]
+
+
+def _known_or_conflict(header: DicomHeader, known_sha: str) -> FileOutcome:
+    if header.sha256 == known_sha:
+        return FileOutcome(path=header.path, status=Status.KNOWN,
+                           study_uid=header.study_uid, sop_uid=header.sop_uid)
+    return FileOutcome(
+        path=header.path, status=Status.CONFLICT, study_uid=header.study_uid,
+        sop_uid=header.sop_uid,
+        reason="this SOPInstanceUID is already registered with different content; "
+               "the registered file was kept",
+    )
+
+
+def _reject(header: DicomHeader, reason: str) -> FileOutcome:
+    return FileOutcome(path=header.path, status=Status.REJECTED, reason=reason,
+                       study_uid=header.study_uid, sop_uid=header.sop_uid)
+
+
+def _patients_for(headers: Iterable[DicomHeader]) -> dict[tuple[str, str], Patient]:
+    """Registered patients by (issuer, MRN); an unsaved one for each not registered yet."""
+    wanted: dict[tuple[str, str], DicomHeader] = {}
+    for header in headers:
+        wanted.setdefault((header.issuer, header.patient_id), header)
+    patients: dict[tuple[str, str], Patient] = {}
+    for issuer in {issuer for issuer, _ in wanted}:
+        mrns = [mrn for i, mrn in wanted if i == issuer]
+        for patient in Patient.objects.filter(issuer=issuer, mrn__in=mrns):
+            patients[(patient.issuer, patient.mrn)] = patient
+    for (issuer, mrn), h in wanted.items():
+        if (issuer, mrn) not in patients:
+            patients[(issuer, mrn)] = Patient(issuer=issuer, mrn=mrn, name=h.patient_name,
+                                              birth_date=h.birth_date, sex=h.sex)
+    return patients
+
+
+def _refresh_counts(study_ids: list[int], series_ids: list[int]) -> None:
+    if series_ids:
+        Series.objects.filter(pk__in=series_ids).update(instance_count=Subquery(
+            Instance.objects.filter(series=OuterRef("pk")).order_by()
+            .values("series").annotate(n=Count("pk")).values("n")))
+    if not study_ids:
+        return
+    by_study: dict[int, list[tuple[str, str, int]]] = {}
+    for study_id, modality, body_part, count in Series.objects.filter(
+            study_id__in=study_ids).values_list("study_id", "modality", "body_part",
+                                                "instance_count"):
+        by_study.setdefault(study_id, []).append((modality, body_part, count))
+    ImagingStudy.objects.bulk_update([
+        ImagingStudy(
+            pk=study_id,
+            series_count=len(rows),
+            instance_count=sum(count for _, _, count in rows),
+            modalities="\\".join(sorted({m for m, _, _ in rows if m}))[:128],
+            body_parts="\\".join(sorted({b for _, b, _ in rows if b}))[:255],
+        )
+        for study_id, rows in by_study.items()
+    ], ["series_count", "instance_count", "modalities", "body_parts"])
+
+
+ProgressCallback = Callable[[int], None]
+
+
+def dicom_ingest_paths(*, paths: Iterable[str | os.PathLike], actor: Actor, source: str,
+                       progress: ProgressCallback | None = None,
+                       correlation_id: str = "") -> IngestSummary:
+    """Walk files and folders, register every DICOM file, and say what happened to each.
+
+    A file that cannot be registered is rejected with its reason; the batch goes on."""
+    correlation_id = correlation_id or uuid.uuid4().hex
+    summary = IngestSummary()
+    batch: list[DicomHeader] = []
+
+    def flush() -> None:
+        for outcome in dicom_register(headers=batch, actor=actor, source=source,
+                                      correlation_id=correlation_id):
+            summary.add(outcome)
+        if progress:
+            progress(len(batch))
+        batch.clear()
+
+    for path in paths_to_files(paths):
+        header = read_or_reject(path)
+        if isinstance(header, FileOutcome):
+            summary.add(header)
+            if progress:
+                progress(1)
+            continue
+        batch.append(header)
+        if len(batch) >= BATCH_SIZE:
+            flush()
+    if batch:
+        flush()
+    return summary
+
+
+def paths_to_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    return [path.resolve() for path in iter_files(paths)]
+
+
+def ingest_job_queue(*, paths: list[str], actor: Actor) -> IngestJob:
+    """Hand a registration to a worker, durably: the job and its message commit together."""
+    from outbox.services import outbox_publish
+
+    with transaction.atomic():
+        job = IngestJob.objects.create(paths=[os.fspath(Path(p).resolve()) for p in paths],
+                                       requested_by=actor.label)
+        outbox_publish(kind=INGEST_REQUESTED, payload={"job_id": job.pk})
+    return job
+
+
+
+def ingest_job_run(*, job_id: int) -> None:
+    """Outbox handler. Safe to run twice: registration itself is idempotent."""
+    job = IngestJob.objects.get(pk=job_id)
+    if job.status == IngestStatus.DONE:
+        return
+    IngestJob.objects.filter(pk=job.pk).update(status=IngestStatus.RUNNING,
+                                               started_at=timezone.now())
+    try:
+        summary = dicom_ingest_paths(paths=job.paths, actor=Actor.system(
+            f"ingest job {job.pk} for {job.requested_by}"), source="worker",
+            correlation_id=f"ingest-job-{job.pk}")
+    except Exception as exc:
+        IngestJob.objects.filter(pk=job.pk).update(
+            status=IngestStatus.FAILED, finished_at=timezone.now(),
+            summary={"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    IngestJob.objects.filter(pk=job.pk).update(
+        status=IngestStatus.DONE, finished_at=timezone.now(), summary=summary.as_dict())

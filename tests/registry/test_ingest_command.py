@@ -1,0 +1,70 @@
+"""manage.py ingest_dicom: what an operator sees."""
+
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from outbox.models import OutboxMessage
+from outbox.services import outbox_deliver
+from registry.models import IngestJob, Instance
+
+
+def run(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("ingest_dicom", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_prints_a_summary_with_each_problem_and_its_reason(db, corpus):
+    out = run(str(corpus))
+    assert "Registered 108, already known 0, conflicting 24, rejected 44." in out
+    assert "MR_truncated.dcm: truncated" in out
+    assert "no PatientID" in out
+    again = run(str(corpus))
+    assert "Registered 0, already known 108, conflicting 24, rejected 44." in again
+
+
+def test_a_missing_path_is_an_error_and_registers_nothing(db, corpus, tmp_path):
+    with pytest.raises(CommandError, match="no such file or folder"):
+        run(str(corpus / "CT_small.dcm"), str(tmp_path / "nope"))
+    assert Instance.objects.count() == 0
+
+
+def test_no_path_is_an_error(db):
+    with pytest.raises(CommandError, match="at least one file or folder"):
+        run()
+
+
+def test_background_without_a_worker_is_an_error(db, corpus, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    with pytest.raises(CommandError, match="needs a Celery worker"):
+        run("--background", str(corpus))
+    assert IngestJob.objects.count() == 0
+
+
+def test_an_unknown_job_is_an_error(db):
+    with pytest.raises(CommandError, match="no ingest job 42"):
+        run("--job", "42")
+
+
+def test_a_large_folder_becomes_a_durable_job_that_a_worker_completes(
+        db, corpus, tmp_path, settings):
+    shutil.copytree(corpus / "dicomdirtests" / "77654033", tmp_path / "big")
+    settings.CONSENTRY_INGEST_BACKGROUND_THRESHOLD = 3
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the command now believes a worker exists
+    out = run(str(tmp_path / "big"))
+    job = IngestJob.objects.get()
+    assert f"queued as ingest job {job.pk}" in out
+    assert Instance.objects.count() == 0
+    message = OutboxMessage.objects.get(kind="dicom.ingest_requested")
+    assert message.payload == {"job_id": job.pk}
+
+    # What the worker does with the message (tests/test_worker.py runs a real one).
+    assert outbox_deliver(message_id=message.pk)
+    job.refresh_from_db()
+    assert job.status == "done"
+    assert job.summary["registered"] == Instance.objects.count() > 3
+    assert "Registered" in run("--job", str(job.pk))
