@@ -35,6 +35,7 @@ test: install lint
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: install
 	$(PY) -m benchmarks

@@ -30,7 +30,7 @@ class EventFilters:
     purpose: str = ""
 
 
-# Each filter and the lookup it becomes; patient_mrn goes through the consent app's resolver.
+# Each filter and the lookup it becomes; patient_mrn goes through the registry's resolver.
 _LOOKUPS = {"since": "occurred_at__gte", "until": "occurred_at__lt", "actor": "actor_label",
             "action": "action", "outcome": "outcome", "study_uid": "study_uid",
             "dataset": "dataset_ref", "purpose": "purpose_code"}

@@ -1,4 +1,4 @@
-"""consent/dicom.py reads headers and rejects what cannot be registered, with a reason."""
+"""registry/dicom.py reads headers and rejects what cannot be registered, with a reason."""
 
 import shutil
 
