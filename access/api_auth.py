@@ -1,12 +1,13 @@
 """How API callers are identified and what they may do: sessions (with CSRF) for people,
 bearer tokens with scopes for systems."""
 
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
 from access.models import ApiToken, TokenScope
-from access.roles import Role, has_role, primary_role
+from access.roles import ROLE_SCOPES, Role, allowed_scopes, has_role, primary_role
 from access.tokens import TokenRejected, api_token_authenticate
 from audit.ledger import Actor
 
@@ -33,7 +34,12 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
 
 def scoped(scope: str, *session_roles: str) -> type[BasePermission]:
-    """Tokens need ``scope``; signed-in people need one of ``session_roles``."""
+    """Tokens need ``scope``, and an owner whose roles still allow it (a role removed
+    disables its tokens at once); signed-in people need one of ``session_roles``."""
+    wider = [role for role in session_roles if scope not in ROLE_SCOPES[role]]
+    if wider:
+        # A session must never reach what the same person could not give a token.
+        raise ImproperlyConfigured(f"{wider} may not use '{scope}' (access.roles.ROLE_SCOPES)")
 
     class Scoped(BasePermission):
         message = (f"This needs the '{scope}' scope (API token) or the role "
@@ -41,7 +47,13 @@ def scoped(scope: str, *session_roles: str) -> type[BasePermission]:
 
         def has_permission(self, request, view) -> bool:
             if isinstance(request.auth, ApiToken):
-                return scope in request.auth.scopes
+                if scope not in request.auth.scopes:
+                    return False
+                if scope not in allowed_scopes(request.auth.owner):
+                    self.message = (f"The owner of this token no longer holds a role that "
+                                    f"allows '{scope}'.")
+                    return False
+                return True
             return bool(request.user and request.user.is_authenticated
                         and has_role(request.user, *session_roles))
 

@@ -10,3 +10,9 @@ class ApiTokenForm(forms.Form):
     scopes = forms.MultipleChoiceField(choices=TokenScope.choices,
                                        widget=forms.CheckboxSelectMultiple)
     expires_at = forms.DateTimeField(required=False, help_text="Empty: never expires")
+
+    def __init__(self, *args, allowed: frozenset[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only what the person's roles allow is offered; the service checks it again.
+        self.fields["scopes"].choices = [(value, label) for value, label in TokenScope.choices
+                                         if value in allowed]

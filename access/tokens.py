@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.models import ApiToken, TokenScope
+from access.roles import allowed_scopes
 from audit import ledger
 from audit.ledger import Actor
 
@@ -39,6 +40,10 @@ def api_token_create(*, owner: Any, name: str, scopes: list[str], actor: Actor,
         raise ValidationError({"scopes": f"choose from {', '.join(TokenScope.values)}"
                                          + (f"; unknown: {', '.join(unknown)}" if unknown
                                             else "")})
+    beyond = sorted(set(scopes) - allowed_scopes(owner))
+    if beyond:
+        raise ValidationError({"scopes": f"{owner.get_username()}'s roles do not allow "
+                                         f"{', '.join(beyond)}"})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "must be in the future"})
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)

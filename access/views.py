@@ -1,22 +1,21 @@
-"""Sign-in with its ledger events, and the pages where staff manage their API tokens.
+"""Sign-in with its ledger events, and the pages where people manage their API tokens.
 
 Every login and every failed login is recorded (DICOM event 110114, User Authentication)."""
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from access.forms import ApiTokenForm
 from access.models import ApiToken
-from access.roles import Role, primary_role, role_required
+from access.roles import ROLE_SCOPES, allowed_scopes, primary_role, role_required
 from access.tokens import api_token_create, api_token_revoke
 from audit import codes, ledger
 from audit.ledger import Actor
 from audit.models import Outcome
-
-staff_only = role_required(Role.STAFF)
 
 
 class LoginView(auth_views.LoginView):
@@ -41,12 +40,18 @@ class LoginView(auth_views.LoginView):
 
 
 def _actor(request) -> Actor:
-    return Actor.for_user(request.user, role=Role.STAFF, ip=request.META.get("REMOTE_ADDR"))
+    return Actor.for_user(request.user, role=primary_role(request.user) or "admin",
+                          ip=request.META.get("REMOTE_ADDR"))
 
 
-@staff_only
+# Any role that may hand a scope to another system manages its own tokens here.
+token_holders = role_required(*(role for role, scopes in ROLE_SCOPES.items() if scopes))
+
+
+@token_holders
 def tokens(request):
-    form = ApiTokenForm(request.POST or None)
+    allowed = allowed_scopes(request.user)
+    form = ApiTokenForm(request.POST or None, allowed=allowed)
     secret = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -58,17 +63,30 @@ def tokens(request):
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
-            form = ApiTokenForm()
+            form = ApiTokenForm(allowed=allowed)
     own = ApiToken.objects.filter(owner=request.user).order_by("-created_at")
     return render(request, "access/tokens.html", {"form": form, "tokens": own,
                                                   "secret": secret})
 
 
-@staff_only
+@token_holders
 @require_POST
 def revoke_token(request, token_id: int):
-    # Staff revoke their own tokens; others' answer 404 like a missing one.
+    # People revoke their own tokens; others' answer 404 like a missing one.
     token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
     api_token_revoke(token=token, actor=_actor(request))
     messages.success(request, f"Token “{token.name}” revoked.")
-    return redirect("desk-tokens")
+    return redirect("tokens")
+
+
+@user_passes_test(lambda user: user.is_active and user.is_superuser)
+def all_tokens(request):
+    """Every token, with what its owner's roles still allow, for admins to revoke any."""
+    if request.method == "POST":
+        token = get_object_or_404(ApiToken, pk=request.POST.get("token"))
+        api_token_revoke(token=token, actor=_actor(request))
+        messages.success(request, f"Token “{token.name}” of {token.owner} revoked.")
+        return redirect("tokens-all")
+    rows = [(token, sorted(set(token.scopes) - allowed_scopes(token.owner)))
+            for token in ApiToken.objects.select_related("owner").order_by("-created_at")]
+    return render(request, "access/all_tokens.html", {"rows": rows})

@@ -17,7 +17,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("portal/", include("consent.portal.urls")),
-    path("desk/tokens/", include("access.urls")),
+    path("tokens/", include("access.urls")),
     path("desk/", include("consent.desk.urls")),
     path("audit/", include("audit.urls")),
     path("datasets/", include("datasets.urls")),

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from access.roles import Role, user_roles
+from access.roles import Role, allowed_scopes, user_roles
 from consent.selectors import patients_for_user
 
 
@@ -10,4 +10,5 @@ def home(request):
     roles = user_roles(request.user)
     if roles == {Role.PATIENT} or (not roles and patients_for_user(request.user).exists()):
         return redirect("portal")
-    return render(request, "home.html", {"roles": sorted(roles)})
+    return render(request, "home.html", {"roles": sorted(roles),
+                                         "can_hold_tokens": bool(allowed_scopes(request.user))})

@@ -3,6 +3,7 @@ operation must never cause a server error, and every response must match the sch
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import Group
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
@@ -13,6 +14,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from access.models import TokenScope
+from access.roles import Role
 from access.tokens import api_token_create
 from audit.ledger import Actor
 from tests.consent.factories import make_patient, make_record, make_study
@@ -41,6 +43,9 @@ def keep_test_connection():
 
 @pytest.fixture
 def token(staff):
+    # An owner whose roles allow every scope, so every operation is reached.
+    for role in (Role.STEWARD, Role.AUDITOR):
+        staff.groups.add(Group.objects.get(name=role))
     patient = make_patient("FUZZ-1")
     make_study(patient, ("CT", "HEAD"))
     make_record(patient, "research", "permit")

@@ -1,7 +1,7 @@
 from django.db import migrations
 
 # The roles are Django groups (access.roles.Role), so admins manage who holds them as usual.
-ROLES = ("patient", "staff", "steward", "auditor")
+ROLES = ("patient", "staff", "steward", "auditor", "privacy-officer")
 
 
 def create_groups(apps, schema_editor):

@@ -1,6 +1,6 @@
 """The staff desk: find a patient, see per study and purpose what may be shared and why,
 record a paper or verbal consent, invite the patient. Staff only. (Their API tokens are
-managed on access's pages, under /desk/tokens/.)"""
+managed on access's pages, under /tokens/.)"""
 
 
 from django.contrib import messages

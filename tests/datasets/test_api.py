@@ -85,7 +85,7 @@ def test_broken_payloads_are_refused_naming_the_field(client, steward, hospital,
 def test_without_the_export_scope_or_the_steward_role_nothing_happens(client, steward, staff,
                                                                        hospital):
     dataset = make_dataset(steward)
-    reader = bearer(steward, [TokenScope.CONSENT_READ, TokenScope.CONSENT_WRITE])
+    reader = bearer(steward, [TokenScope.CONSENT_READ, TokenScope.INGEST])
     assert client.get("/api/v1/datasets", **reader).status_code == 403
     assert client.post(f"/api/v1/datasets/{dataset.pk}/exports", **reader).status_code == 403
     client.force_login(staff)
