@@ -12,3 +12,8 @@ class AccessConfig(AppConfig):
         from audit.registry import register_auditor_check
 
         register_auditor_check(lambda user: has_role(user, Role.AUDITOR))
+
+        from access.passwords import PASSWORD_RESET_EMAIL, password_reset_email_send
+        from outbox.registry import register
+
+        register(PASSWORD_RESET_EMAIL, password_reset_email_send)

@@ -1,4 +1,5 @@
-"""Sign-in with its ledger events, and the pages where people manage their API tokens.
+"""Sign-in and password resets with their ledger events, and the pages where people
+manage their API tokens.
 
 Every login and every failed login is recorded (DICOM event 110114, User Authentication)."""
 
@@ -7,10 +8,12 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from access.forms import ApiTokenForm
 from access.models import ApiToken
+from access.passwords import OutboxPasswordResetForm
 from access.roles import ROLE_SCOPES, allowed_scopes, primary_role, role_required
 from access.tokens import api_token_create, api_token_revoke
 from audit import codes, ledger
@@ -37,6 +40,33 @@ class LoginView(auth_views.LoginView):
                         ip=self.request.META.get("REMOTE_ADDR")),
             reason="locked out after too many failures" if locked else "wrong credentials")
         return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = OutboxPasswordResetForm
+    template_name = "access/password_reset_form.html"
+    success_url = reverse_lazy("password-reset-sent")
+
+
+class PasswordResetSentView(auth_views.PasswordResetDoneView):
+    template_name = "access/password_reset_sent.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "access/password_reset_confirm.html"
+    success_url = reverse_lazy("password-reset-complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user = form.user
+        ledger.record(action="password_reset.completed", event_code=codes.USER_AUTHENTICATION,
+                      actor=Actor.for_user(user, role=primary_role(user),
+                                           ip=self.request.META.get("REMOTE_ADDR")))
+        return response
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "access/password_reset_complete.html"
 
 
 def _actor(request) -> Actor:

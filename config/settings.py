@@ -164,6 +164,8 @@ AUTH_PASSWORD_VALIDATORS = [
      "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # A patient's own name or MRN is the first guess of anyone who knows them.
+    {"NAME": "access.passwords.PersonalDataSimilarityValidator"},
 ]
 # Failed logins are throttled per username and address, in the database shared by every
 # web process: 5 failures lock that pair out for 15 minutes.
@@ -208,6 +210,8 @@ MAILERS = {
     },
 }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "consentry@localhost")
+# Where links in emails point (invitations, password resets sent by workers, not requests).
+CONSENTRY_BASE_URL = env("CONSENTRY_BASE_URL", "http://127.0.0.1:8000")
 
 # Security headers; the deploy checks must pass in production.
 SESSION_COOKIE_HTTPONLY = True

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from access.views import LoginView
+from access import views as access_views
 from consent import views as consent_views
 
 api_v1 = [
@@ -14,8 +14,15 @@ api_v1 = [
 
 urlpatterns = [
     path("", consent_views.home, name="home"),
-    path("login/", LoginView.as_view(), name="login"),
+    path("login/", access_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", access_views.PasswordResetView.as_view(), name="password-reset"),
+    path("password-reset/sent/", access_views.PasswordResetSentView.as_view(),
+         name="password-reset-sent"),
+    path("password-reset/<uidb64>/<token>/", access_views.PasswordResetConfirmView.as_view(),
+         name="password-reset-confirm"),
+    path("password-reset/done/", access_views.PasswordResetCompleteView.as_view(),
+         name="password-reset-complete"),
     path("portal/", include("consent.portal.urls")),
     path("tokens/", include("access.urls")),
     path("desk/", include("consent.desk.urls")),

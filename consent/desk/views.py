@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -89,12 +88,11 @@ def invite(request, patient_id: int):
     form = InviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            made, token = patient_invite(patient=record, email=form.cleaned_data["email"],
-                                         actor=_actor(request))
+            made = patient_invite(patient=record, email=form.cleaned_data["email"],
+                                  actor=_actor(request))
         except ValidationError as exc:
-            form.add_error("email", exc)
+            form.add_error("email", exc.message_dict.get("email", exc.messages))
         else:
-            link = request.build_absolute_uri(reverse("portal-invite", args=[token]))
-            return render(request, "desk/invite_sent.html",
-                          {"patient": record, "link": link, "invite": made})
+            # The link goes to the patient's email only; staff see that it was sent.
+            return render(request, "desk/invite_sent.html", {"patient": record, "invite": made})
     return render(request, "desk/invite.html", {"patient": record, "form": form})

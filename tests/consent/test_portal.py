@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
@@ -163,25 +164,48 @@ def test_keeping_choices_for_another_patient_is_not_found(patient, other_patient
     assert ConsentRecord.objects.count() == 0
 
 
-# Invitations.
+# Invitations. The email leaves through the outbox, run inline here.
 
-def invite(staff, patient, email="alice@example.org"):
-    response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
-                                      {"email": email})
-    assert response.status_code == 200
-    link = response.content.decode().split('id="invite-link" href="')[1].split('"')[0]
-    return link.replace("http://testserver", "")
-
-
-def test_an_invited_patient_sets_a_password_once(staff, db):
+@pytest.fixture
+def newcomer(db):
+    """A registered patient with no portal account yet."""
     from registry.models import Patient
 
-    patient = Patient.objects.create(issuer="LOCAL", mrn="NEW-1", name="New^Patient")
-    link = invite(staff, patient)
+    return Patient.objects.create(issuer="LOCAL", mrn="NEW-1", name="New^Patient")
+
+
+@pytest.fixture
+def invite(staff, inline_celery, django_capture_on_commit_callbacks):
+    """Staff invite; the link reaches only the patient's mailbox, never the staff page."""
+    def send(patient, email="alice@example.org"):
+        return _invite(staff, patient, email, django_capture_on_commit_callbacks)
+    return send
+
+
+def _invite(staff, patient, email, after_commit):
+    mail.outbox.clear()
+    with after_commit(execute=True):
+        response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
+                                          {"email": email})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "invitation is being emailed" in page and "/portal/invite/" not in page
+    [message] = mail.outbox
+    assert message.to == [email]
+    link = next(line for line in message.body.splitlines() if "/portal/invite/" in line)
+    assert link.split("/portal/invite/")[1].strip("/") not in page
+    return link.replace("http://127.0.0.1:8000", "")
+
+
+def test_an_invited_patient_sets_a_password_once(invite, newcomer):
+    patient = newcomer
+    link = invite(patient)
     visitor = Client()
     assert visitor.get(link).status_code == 200
     weak = visitor.post(link, {"password1": "123", "password2": "123"})
     assert weak.status_code == 200 and b"too short" in weak.content
+    personal = visitor.post(link, {"password1": "Patient-New-1", "password2": "Patient-New-1"})
+    assert personal.status_code == 200 and b"too close to your name" in personal.content
     done = visitor.post(link, {"password1": "a-long-passphrase-9", "password2":
                                "a-long-passphrase-9"}, follow=True)
     assert done.status_code == 200
@@ -190,10 +214,36 @@ def test_an_invited_patient_sets_a_password_once(staff, db):
     again = Client().get(link)
     assert again.status_code == 410 and b"already been used" in again.content
     assert AuditEvent.objects.filter(action="portal.joined").count() == 1
+    assert PatientInvite.objects.get().token_sha256 not in (None, "")
 
 
-def test_an_expired_invite_says_so(staff, patient):
-    link = invite(staff, patient)
+def test_a_patient_with_an_account_cannot_be_invited_again(staff, patient):
+    password_before = patient.user.password
+    response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
+                                      {"email": "attacker@example.org"})
+    assert response.status_code == 200
+    assert "already has a portal account" in response.content.decode()
+    assert PatientInvite.objects.count() == 0 and len(mail.outbox) == 0
+    patient.user.refresh_from_db()
+    assert patient.user.password == password_before
+
+
+def test_an_old_invite_cannot_take_over_an_account_made_since(invite, newcomer):
+    first = invite(newcomer, "first@example.org")
+    second = invite(newcomer, "second@example.org")
+    Client().post(second, {"password1": "a-long-passphrase-9",
+                           "password2": "a-long-passphrase-9"})
+    newcomer.refresh_from_db()
+    owner = newcomer.user
+    response = Client().post(first, {"password1": "staff-chosen-pass-7",
+                                      "password2": "staff-chosen-pass-7"})
+    assert response.status_code == 410 and b"already have an account" in response.content
+    owner.refresh_from_db()
+    assert owner.check_password("a-long-passphrase-9")
+
+
+def test_an_expired_invite_says_so(invite, newcomer):
+    link = invite(newcomer)
     PatientInvite.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
     response = Client().get(link)
     assert response.status_code == 410
@@ -206,8 +256,8 @@ def test_a_made_up_invite_link_is_refused(db):
     assert b"not valid" in response.content
 
 
-def test_a_bad_email_is_refused_and_no_invite_is_made(staff, patient):
-    response = client_for(staff).post(f"/desk/patients/{patient.pk}/invite/",
+def test_a_bad_email_is_refused_and_no_invite_is_made(staff, newcomer):
+    response = client_for(staff).post(f"/desk/patients/{newcomer.pk}/invite/",
                                       {"email": "not-an-email"})
     assert response.status_code == 200
     assert PatientInvite.objects.count() == 0

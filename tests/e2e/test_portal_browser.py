@@ -4,6 +4,8 @@ sets a password, says no to AI training for head scans, sees it on "My scans" an
 
 Skipped only where /usr/bin/chromium is missing outside CI; CI installs it."""
 
+from django.core import mail
+
 from audit.ledger import Actor
 from consent.invitations import patient_invite
 from tests.consent.factories import make_study
@@ -13,8 +15,8 @@ pytestmark = needs_chromium
 
 
 def test_patient_accepts_invite_opts_out_of_ai_for_head_scans(committed_db, live_server,
-                                                              browser_page, staff, patient,
-                                                              other_patient):
+                                                              inline_celery, browser_page,
+                                                              staff, patient, other_patient):
     page = browser_page
     head = make_study(patient, ("CT", "HEAD"))
     chest = make_study(patient, ("CR", "CHEST"))
@@ -26,10 +28,13 @@ def test_patient_accepts_invite_opts_out_of_ai_for_head_scans(committed_db, live
     bobs_study = make_study(other_patient, ("MR", "KNEE"))
     patient.user = None
     patient.save(update_fields=["user"])
-    _, token = patient_invite(patient=patient, email="alice@example.org",
-                              actor=Actor(label=staff.username, role="staff"))
+    mail.outbox.clear()
+    patient_invite(patient=patient, email="alice@example.org",
+                   actor=Actor(label=staff.username, role="staff"))
+    [message] = mail.outbox  # sent by the outbox after the commit
+    link = next(line for line in message.body.splitlines() if "/portal/invite/" in line)
 
-    page.goto(f"{live_server.url}/portal/invite/{token}/")
+    page.goto(link.replace("http://127.0.0.1:8000", live_server.url))
     page.get_by_label("New password", exact=True).fill("a-long-passphrase-9")
     page.get_by_label("New password again").fill("a-long-passphrase-9")
     page.get_by_role("button", name="Set password").click()
