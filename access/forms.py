@@ -16,3 +16,9 @@ class ApiTokenForm(forms.Form):
         # Only what the person's roles allow is offered; the service checks it again.
         self.fields["scopes"].choices = [(value, label) for value, label in TokenScope.choices
                                          if value in allowed]
+
+
+class SecondFactorForm(forms.Form):
+    code = forms.CharField(label="Code", max_length=32, strip=True,
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code",
+                                                         "inputmode": "text"}))

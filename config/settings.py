@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours, lowest layer first (README, "Layout"): each imports only apps listed before it.
     "audit",
     "outbox",
@@ -94,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "access.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -174,6 +179,15 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(env("AXES_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# Two-step sign-in (access/two_factor.py): the name authenticator apps show.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Consentry")
+
+# Sessions end after this long without a request; privileged ones (staff, stewards,
+# auditors, privacy officers, admins) much sooner.
+SESSION_COOKIE_AGE = int(env("SESSION_IDLE_MINUTES", "480")) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+CONSENTRY_PRIVILEGED_IDLE_SECONDS = int(env("PRIVILEGED_IDLE_MINUTES", "30")) * 60
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from access import two_factor_views
 from access import views as access_views
 from consent import views as consent_views
 
@@ -16,6 +18,8 @@ urlpatterns = [
     path("", consent_views.home, name="home"),
     path("login/", access_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/verify/", two_factor_views.verify, name="two-factor-verify"),
+    path("account/two-factor/", two_factor_views.setup, name="two-factor-setup"),
     path("password-reset/", access_views.PasswordResetView.as_view(), name="password-reset"),
     path("password-reset/sent/", access_views.PasswordResetSentView.as_view(),
          name="password-reset-sent"),
@@ -28,6 +32,8 @@ urlpatterns = [
     path("desk/", include("consent.desk.urls")),
     path("audit/", include("audit.urls")),
     path("datasets/", include("datasets.urls")),
+    # Admins sign in like everyone else: password, second factor, ledger events.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -3,6 +3,8 @@
 import pytest
 from django.test import Client
 
+from tests.clients import sign_in
+
 
 def test_home_needs_a_login(db):
     response = Client().get("/")
@@ -13,7 +15,7 @@ def test_home_needs_a_login(db):
 @pytest.mark.parametrize("persona", ["staff", "outsider"])
 def test_schema_and_docs_are_served_locally(request, persona):
     client = Client()
-    client.force_login(request.getfixturevalue(persona))
+    sign_in(client, request.getfixturevalue(persona))
     schema = client.get("/api/schema/?format=json")
     assert schema.status_code == 200
     assert "/api/v1/studies/ingest" in schema.json()["paths"]

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from tests.clients import sign_in
 from tests.consent.factories import make_patient, make_record, make_study
 
 # Tables an auditor's requests may touch without changing anyone's data: the ledger
@@ -44,7 +45,7 @@ def test_an_auditor_cannot_change_anything_through_any_url(auditor, staff):
     ids = {"patient_id": patient.pk, "study_id": study.pk, "event_id": 1, "token_id": 1,
            "object_id": record.pk}
     client = Client()
-    client.force_login(auditor)
+    sign_in(client, auditor)
     before = table_counts()
     tried = 0
     for pattern in all_paths():
@@ -62,6 +63,6 @@ def test_an_auditor_cannot_change_anything_through_any_url(auditor, staff):
 @pytest.mark.parametrize("path", ["/admin/", "/admin/consent/consentrecord/"])
 def test_the_admin_is_closed_to_auditors(auditor, path):
     client = Client()
-    client.force_login(auditor)
+    sign_in(client, auditor)
     response = client.get(path)
     assert response.status_code == 302 and "/admin/login/" in response.headers["Location"]

@@ -5,26 +5,47 @@ from io import StringIO
 import pydicom
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit import ledger
+from consent.management.commands.demo import demo_totp_secret
 from registry.demo import FAMILY, GIVEN
 from registry.models import ImagingStudy, Patient
+from tests.clients import demo_sign_in
 
 
-def test_demo_seeds_patients_studies_and_the_four_logins(db, data_dir):
+def test_demo_seeds_patients_studies_and_a_login_for_every_role(db, data_dir):
     out = StringIO()
     call_command("demo", "--patients", "3", stdout=out)
     assert Patient.objects.count() == 3
     assert ImagingStudy.objects.filter(patient__mrn="DEMO00001").count() == 3
     text = out.getvalue()
-    for username, password in [("patient", "demo-patient-pass"), ("staff", "demo-staff-pass"),
-                               ("steward", "demo-steward-pass"),
-                               ("auditor", "demo-auditor-pass")]:
+    assert demo_totp_secret() in text and "demo_code staff" in text
+    for username, password, home in [
+            ("patient", "demo-patient-pass", "/portal/"), ("staff", "demo-staff-pass", "/desk/"),
+            ("steward", "demo-steward-pass", "/datasets/"),
+            ("auditor", "demo-auditor-pass", "/audit/"),
+            ("privacy", "demo-privacy-pass", "/"), ("admin", "demo-admin-pass", "/admin/")]:
         assert username in text and password in text
-        client = Client()
-        signed_in = client.post("/login/", {"username": username, "password": password})
-        assert signed_in.status_code == 302, username
+        client = demo_sign_in(username, password)
+        assert client.get(home, follow=True).status_code == 200, username
+        assert not client.get(home, follow=True).redirect_chain or home == "/portal/", username
+
+
+def test_demo_code_prints_the_current_code_only_for_demo_accounts(db, data_dir, settings):
+    call_command("demo", "--patients", "1", stdout=StringIO())
+    settings.PRODUCTION = False
+    out = StringIO()
+    call_command("demo_code", "staff", stdout=out)
+    device = TOTPDevice.objects.get(user__username="staff")
+    app = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    assert app.verify(int(out.getvalue()), tolerance=1)  # the code an app shows around now
+    with pytest.raises(CommandError, match="not a demo account"):
+        call_command("demo_code", "patient")
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="embedded demo"):
+        call_command("demo_code", "staff")
     demo_patient = Patient.objects.get(mrn="DEMO00001")
     assert demo_patient.user.username == "patient"
     from consent.selectors import patient_uses

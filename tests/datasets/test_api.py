@@ -12,6 +12,7 @@ from access.tokens import api_token_create
 from audit.ledger import Actor
 from audit.models import AuditEvent
 from datasets.models import Dataset, DatasetVersion, VersionStatus
+from tests.clients import sign_in
 from tests.datasets.helpers import make_dataset
 
 GOOD = {"name": "Chest AI", "purpose": "ai-training", "recipient": "Acme AI Lab",
@@ -73,7 +74,7 @@ def test_a_system_with_the_export_scope_runs_an_export_end_to_end(
 ])
 def test_broken_payloads_are_refused_naming_the_field(client, steward, hospital, change,
                                                       field):
-    client.force_login(steward)
+    sign_in(client, steward)
     response = client.post("/api/v1/datasets", {**GOOD, **change},
                            content_type="application/json")
     assert response.status_code == 400, response.content
@@ -88,7 +89,7 @@ def test_without_the_export_scope_or_the_steward_role_nothing_happens(client, st
     reader = bearer(steward, [TokenScope.CONSENT_READ, TokenScope.INGEST])
     assert client.get("/api/v1/datasets", **reader).status_code == 403
     assert client.post(f"/api/v1/datasets/{dataset.pk}/exports", **reader).status_code == 403
-    client.force_login(staff)
+    sign_in(client, staff)
     assert client.get(f"/api/v1/datasets/{dataset.pk}/preview").status_code == 403
     assert client.post("/api/v1/datasets", GOOD,
                        content_type="application/json").status_code == 403
@@ -99,7 +100,7 @@ def test_a_download_before_the_version_is_complete_is_a_conflict(client, steward
     dataset = make_dataset(steward)
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="x",
                                             status=VersionStatus.QUEUED)
-    client.force_login(steward)
+    sign_in(client, steward)
     response = client.get(f"/api/v1/exports/{version.pk}/download")
     assert response.status_code == 409
     assert "not complete" in response.json()["error"]["message"]

@@ -5,18 +5,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 
 from datasets.exports import version_dir
 from datasets.models import Dataset, DatasetVersion, VersionStatus
 from registry.models import Patient
-
-
-def signed_in(username: str, password: str) -> Client:
-    client = Client()
-    assert client.post("/login/", {"username": username, "password": password}).status_code \
-        == 302
-    return client
+from tests.clients import demo_sign_in as signed_in
 
 
 def test_the_demo_export_story(db, data_dir, django_capture_on_commit_callbacks):

@@ -12,6 +12,7 @@ from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets.models import Dataset, DatasetVersion, VersionStatus
+from tests.clients import sign_in
 from tests.datasets.helpers import STEWARD, make_dataset, run_export
 
 GOOD = {"name": "Chest AI", "purpose": "ai-training", "recipient": "Acme AI Lab",
@@ -20,7 +21,7 @@ GOOD = {"name": "Chest AI", "purpose": "ai-training", "recipient": "Acme AI Lab"
 
 def test_a_steward_creates_previews_runs_and_downloads(client, steward, hospital, data_dir,
                                                        django_capture_on_commit_callbacks):
-    client.force_login(steward)
+    sign_in(client, steward)
     response = client.post("/datasets/new/", GOOD)
     dataset = Dataset.objects.get()
     assert response.status_code == 302 and response.url == f"/datasets/{dataset.pk}/"
@@ -64,7 +65,7 @@ def test_a_steward_creates_previews_runs_and_downloads(client, steward, hospital
 ])
 def test_bad_input_is_explained_and_creates_nothing(client, steward, hospital, change,
                                                     message):
-    client.force_login(steward)
+    sign_in(client, steward)
     response = client.post("/datasets/new/", {**GOOD, **change})
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -79,7 +80,7 @@ def test_the_dataset_page_shows_a_withdrawal_notice(client, steward, hospital, d
         consent_record(patient=hospital["ann"], purpose=Purpose.objects.get(code="ai-training"),
                        decision="deny", actor=STEWARD, source="portal", form=current_form())
     held = version.studies.get(included=True)
-    client.force_login(steward)
+    sign_in(client, steward)
     page = client.get(f"/datasets/{dataset.pk}/").content.decode()
     assert "Consent withdrawn after delivery" in page
     assert held.pseudo_study_uid in page and "(owner emailed)" in page
@@ -91,7 +92,7 @@ def test_a_version_not_complete_cannot_be_downloaded(client, steward, hospital):
     dataset = make_dataset(steward)
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="x",
                                             status=VersionStatus.RUNNING)
-    client.force_login(steward)
+    sign_in(client, steward)
     response = client.get(f"/datasets/versions/{version.pk}/download/", follow=True)
     assert "not complete (running)" in response.content.decode()
 
@@ -105,7 +106,7 @@ def test_only_stewards_get_in(client, request, steward, hospital, url, persona):
     dataset = make_dataset(steward)
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="x")
     user = request.getfixturevalue(persona)
-    client.force_login(user if persona != "patient" else user.user)
+    sign_in(client, user if persona != "patient" else user.user)
     target = url.format(d=dataset.pk, v=version.pk)
     assert client.get(target).status_code == 403
     client.logout()

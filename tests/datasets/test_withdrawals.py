@@ -9,6 +9,7 @@ from consent.selectors import current_form
 from consent.services import consent_record
 from datasets.models import Enforcement, VersionStudy, WithdrawalNotice
 from registry.models import ImagingStudy
+from tests.clients import sign_in
 from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
 
 
@@ -95,7 +96,7 @@ def test_a_withdrawal_through_the_api_makes_a_notice(
         steward, staff, hospital, data_dir, client, django_capture_on_commit_callbacks):
     callbacks = django_capture_on_commit_callbacks
     version = run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
-    client.force_login(staff)
+    sign_in(client, staff)
     with callbacks(execute=True):
         response = client.post("/api/v1/consents/withdraw", {
             "patient": hospital["ann"].pk, "purpose": "ai-training", "source": "paper"},

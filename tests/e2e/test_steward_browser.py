@@ -7,6 +7,7 @@ from io import StringIO
 from django.core.management import call_command
 
 from datasets.models import Dataset, DatasetVersion, VersionStatus
+from tests.clients import demo_code
 from tests.e2e.conftest import needs_chromium, shot
 
 pytestmark = needs_chromium
@@ -17,6 +18,8 @@ def sign_in(page, base: str) -> None:
     page.get_by_label("Username").fill("steward")
     page.get_by_label("Password").fill("demo-steward-pass")
     page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Code").fill(demo_code("steward"))
+    page.get_by_role("button", name="Continue").click()
 
 
 def test_steward_creates_previews_and_runs_an_export(committed_db, live_server, browser_page,

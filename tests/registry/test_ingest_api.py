@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from registry.models import Instance, Patient
+from tests.clients import sign_in
 
 URL = "/api/v1/studies/ingest"
 
@@ -112,7 +113,7 @@ def test_anonymous_upload_is_refused(client_for, corpus, db):
 
 def test_session_uploads_need_the_csrf_token(staff, corpus):
     client = APIClient(enforce_csrf_checks=True)
-    client.force_login(staff)
+    sign_in(client, staff)
     response = upload(client, open_file(corpus / "CT_small.dcm"))
     assert response.status_code == 403
     assert "CSRF" in response.json()["error"]["message"]

@@ -1,8 +1,11 @@
+from base64 import b32encode
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from access.models import ApiToken, TokenScope
 from access.roles import Role
@@ -15,6 +18,7 @@ from registry.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
 from registry.models import ImagingStudy, Patient
 from registry.registration import dicom_ingest_paths
 
+DEMO_TOTP_KEY = "636f6e73656e7472792d64656d6f2d6b65792d3031"  # hex of a made-up key
 DEMO_TOKEN_NAME = "demo AI platform"  # noqa: S105 - a label, not a secret
 DEMO_ACCOUNTS = (
     # username, role, password, what they can try
@@ -22,8 +26,15 @@ DEMO_ACCOUNTS = (
     ("staff", Role.STAFF, "demo-staff-pass", "the staff desk and the API"),
     ("steward", Role.STEWARD, "demo-steward-pass", "datasets and exports"),
     ("auditor", Role.AUDITOR, "demo-auditor-pass", "the ledger, read-only"),
+    ("privacy", Role.PRIVACY_OFFICER, "demo-privacy-pass",
+     "approves log-only datasets (a second person)"),
     ("admin", None, "demo-admin-pass", "Django administration"),
 )
+
+
+def demo_totp_secret() -> str:
+    """The demo key as authenticator apps take it (base32)."""
+    return b32encode(bytes.fromhex(DEMO_TOTP_KEY)).decode()
 
 
 class Command(BaseCommand):
@@ -53,6 +64,10 @@ class Command(BaseCommand):
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/login/):")
         for username, _role, password, what in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username:<8} {password:<20} {what}")
+        self.stdout.write(
+            "\nEvery login but patient's then asks for a code from an authenticator app. "
+            f"The demo's share one key: {demo_totp_secret()} (add it to an app), or print "
+            "the current code with:\n  .venv/bin/python manage.py demo_code staff")
         secret = self._token()
         study = ImagingStudy.objects.filter(
             patient__mrn__startswith=DEMO_MRN_PREFIX).order_by("patient__mrn", "pk").first()
@@ -87,6 +102,11 @@ class Command(BaseCommand):
                 user.save()
             if role:
                 user.groups.add(Group.objects.get_or_create(name=role)[0])
+            if role != Role.PATIENT and not TOTPDevice.objects.filter(user=user).exists():
+                # Privileged sign-ins take a second step; the demo's authenticator key is
+                # printed for testers (production accounts enrol their own).
+                TOTPDevice.objects.create(user=user, name="demo authenticator",
+                                          key=DEMO_TOTP_KEY, confirmed=True)
         first = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn").first()
         if first and first.user_id is None:
             first.user = User.objects.get(username="patient")
