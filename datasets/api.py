@@ -16,6 +16,7 @@ from access.models import TokenScope
 from access.roles import Role
 from consent.engine import PurposeTree
 from datasets import selectors
+from datasets.approvals import approval_state
 from datasets.deid import Option
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.models import Dataset, DatasetVersion, Enforcement, WithdrawalNotice
@@ -67,12 +68,18 @@ class DatasetOut(serializers.ModelSerializer):
     purpose = serializers.SlugRelatedField(slug_field="code", read_only=True)
     owner = serializers.CharField(source="owner.get_username")
     legal_basis = serializers.CharField()
+    approval = serializers.SerializerMethodField(
+        help_text="log-only datasets: 'awaiting approval', 'approved' or 'refused' by a "
+                  "privacy officer; others: 'not needed'")
 
     class Meta:
         model = Dataset
         fields = ["id", "name", "purpose", "owner", "recipient", "description",
                   "enforcement", "irb_waiver", "approving_body", "approver", "legal_basis",
-                  "selection", "deid_options", "defaced_upstream", "created_at"]
+                  "approval", "selection", "deid_options", "defaced_upstream", "created_at"]
+
+    def get_approval(self, dataset) -> str:
+        return approval_state(dataset)
 
 
 class DatasetDetailOut(DatasetOut):
@@ -165,7 +172,10 @@ class ExportCreateApi(APIView):
     @extend_schema(request=None, responses={202: ExportOut})
     def post(self, request, dataset_id: int):
         dataset = get_object_or_404(Dataset, pk=dataset_id)
-        version = export_request(dataset=dataset, actor=request_actor(request))
+        try:
+            version = export_request(dataset=dataset, actor=request_actor(request))
+        except DjangoValidationError as exc:
+            raise Conflict("; ".join(exc.messages)) from None
         version.refresh_from_db()  # inline Celery may have run it already
         return Response(ExportOut(version).data, status=status.HTTP_202_ACCEPTED)
 

@@ -28,6 +28,7 @@ from audit import codes, ledger
 from audit.ledger import Actor
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
 from consent.models import Purpose
+from datasets.approvals import approval_requested, ensure_may_run
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
 from datasets.manifest import write_manifest
 from datasets.models import (
@@ -78,11 +79,14 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
                       purpose_code=purpose.code, legal_basis=dataset.legal_basis,
                       details={"name": dataset.name, "recipient": dataset.recipient,
                                "enforcement": enforcement, "selection": selection})
+        if enforcement == Enforcement.LOG_ONLY:
+            approval_requested(dataset=dataset, actor=actor)
     return dataset
 
 
 def export_request(*, dataset: Dataset, actor: Actor) -> DatasetVersion:
     """A new numbered version, queued durably for a worker."""
+    ensure_may_run(dataset)
     with transaction.atomic():
         last = (DatasetVersion.objects.select_for_update().filter(dataset=dataset)
                 .order_by("-number").first())

@@ -53,6 +53,34 @@ class Dataset(models.Model):
         return f"IRB waiver {self.irb_waiver} ({self.approving_body}, {self.approver})"
 
 
+class ApprovalDecision(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    REFUSED = "refused", "Refused"
+
+
+class LegalBasisApproval(models.Model):
+    """A privacy officer's decision on a log-only dataset's legal basis: a second person,
+    never the one who asked. Final: a refused dataset is replaced by a new one."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.PROTECT, related_name="approval")
+    decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="+")
+    decided_by_label = models.CharField(max_length=150)
+    legal_basis = models.CharField(max_length=600)  # exactly what was approved
+    note = models.TextField(blank=True)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(decision__in=["approved", "refused"]),
+                                   name="approval_decision_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()}: {self.dataset}"
+
+
 class VersionStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -5,6 +5,8 @@ from datasets import views
 urlpatterns = [
     path("", views.dataset_list, name="datasets"),
     path("new/", views.dataset_new, name="dataset-new"),
+    path("approvals/", views.approvals, name="dataset-approvals"),
+    path("<int:dataset_id>/decide/", views.dataset_decide, name="dataset-decide"),
     path("<int:dataset_id>/", views.dataset_detail, name="dataset"),
     path("<int:dataset_id>/preview/", views.dataset_preview, name="dataset-preview"),
     path("<int:dataset_id>/run/", views.dataset_run, name="dataset-run"),

@@ -13,9 +13,16 @@ from access.roles import Role, role_required
 from audit import codes, ledger
 from audit.ledger import Actor
 from datasets import selectors
+from datasets.approvals import approval_state, legal_basis_decide
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.forms import DatasetForm
-from datasets.models import Dataset, DatasetVersion, VersionStatus, WithdrawalNotice
+from datasets.models import (
+    Dataset,
+    DatasetVersion,
+    Enforcement,
+    VersionStatus,
+    WithdrawalNotice,
+)
 from datasets.packaging import NotDownloadable, version_download, zip_name
 
 steward_only = role_required(Role.STEWARD)
@@ -61,22 +68,60 @@ def dataset_detail(request, dataset_id: int):
     notices = (WithdrawalNotice.objects.filter(version__dataset=dataset)
                .select_related("version").prefetch_related("studies__version_study"))
     return render(request, "datasets/detail.html", {
-        "dataset": dataset, "versions": versions, "notices": notices})
+        "dataset": dataset, "versions": versions, "notices": notices,
+        "approval": approval_state(dataset)})
 
 
 @steward_only
 def dataset_preview(request, dataset_id: int):
     dataset = get_object_or_404(Dataset.objects.select_related("purpose"), pk=dataset_id)
     return render(request, "datasets/preview.html", {
-        "dataset": dataset, "preview": export_preview(dataset)})
+        "dataset": dataset, "preview": export_preview(dataset),
+        "approval": approval_state(dataset)})
 
 
 @steward_only
 @require_POST
 def dataset_run(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
-    version = export_request(dataset=dataset, actor=_actor(request))
+    try:
+        version = export_request(dataset=dataset, actor=_actor(request))
+    except ValidationError as exc:
+        messages.error(request, "Not run: " + "; ".join(exc.messages))
+        return redirect("dataset", dataset_id=dataset.pk)
     return redirect("dataset-version", version_id=version.pk)
+
+
+privacy_officers = role_required(Role.PRIVACY_OFFICER)
+
+
+@privacy_officers
+def approvals(request):
+    """Log-only datasets whose legal basis waits for a second person, and past decisions."""
+    log_only = (Dataset.objects.filter(enforcement=Enforcement.LOG_ONLY)
+                .select_related("purpose", "owner", "approval"))
+    return render(request, "datasets/approvals.html", {
+        "waiting": log_only.filter(approval__isnull=True).order_by("created_at"),
+        "decided": log_only.filter(approval__isnull=False).order_by("-approval__decided_at")[:50],
+    })
+
+
+@privacy_officers
+@require_POST
+def dataset_decide(request, dataset_id: int):
+    dataset = get_object_or_404(Dataset, pk=dataset_id, enforcement=Enforcement.LOG_ONLY)
+    try:
+        made = legal_basis_decide(
+            dataset=dataset, user=request.user, decision=request.POST.get("decision", ""),
+            note=request.POST.get("note", "")[:2000],
+            actor=Actor.for_user(request.user, role=Role.PRIVACY_OFFICER,
+                                 ip=request.META.get("REMOTE_ADDR")))
+    except ValidationError as exc:
+        messages.error(request, f"{dataset.name}: nothing was decided: "
+                                + "; ".join(exc.messages))
+    else:
+        messages.success(request, f"{dataset.name}: legal basis {made.decision}.")
+    return redirect("dataset-approvals")
 
 
 @steward_only

@@ -16,7 +16,7 @@ from datasets import exports
 from datasets.exports import export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
 from registry.models import ImagingStudy
-from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
+from tests.datasets.helpers import STEWARD, fates, make_dataset, make_log_only, run_export
 
 
 def test_exclude_mode_exports_only_consented_safe_studies(steward, hospital, data_dir,
@@ -73,9 +73,7 @@ def test_log_only_needs_a_legal_basis(steward, hospital):
 
 def test_log_only_exports_regardless_and_logs_each_violation(
         steward, hospital, data_dir, django_capture_on_commit_callbacks):
-    dataset = make_dataset(steward, enforcement=Enforcement.LOG_ONLY, irb_waiver="W-1",
-                           approving_body="Ethics Board", approver="Dr Q",
-                           selection={"modality": "CR"})
+    dataset = make_log_only(steward, selection={"modality": "CR"})
     version = run_export(dataset, django_capture_on_commit_callbacks)
     assert version.status == VersionStatus.COMPLETE
     violation = AuditEvent.objects.get(action="export.violation")

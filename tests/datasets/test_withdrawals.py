@@ -7,10 +7,10 @@ from audit.models import AuditEvent
 from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
-from datasets.models import Enforcement, VersionStudy, WithdrawalNotice
+from datasets.models import VersionStudy, WithdrawalNotice
 from registry.models import ImagingStudy
 from tests.clients import sign_in
-from tests.datasets.helpers import STEWARD, fates, make_dataset, run_export
+from tests.datasets.helpers import STEWARD, fates, make_dataset, make_log_only, run_export
 
 
 def withdraw(patient, callbacks, **scope):
@@ -82,10 +82,7 @@ def test_a_deny_that_changes_nothing_delivered_makes_no_notice(
 def test_studies_sent_under_a_legal_basis_get_no_notice(steward, hospital, data_dir,
                                                        django_capture_on_commit_callbacks):
     callbacks = django_capture_on_commit_callbacks
-    version = run_export(make_dataset(
-        steward, enforcement=Enforcement.LOG_ONLY, irb_waiver="W-1",
-        approving_body="Ethics Board", approver="Dr Q", selection={"modality": "CR"}),
-        callbacks)
+    version = run_export(make_log_only(steward, selection={"modality": "CR"}), callbacks)
     withdraw(hospital["ben"], callbacks)
     assert not version.notices.exists()
     withdraw(hospital["ann"], callbacks)  # Ann's went out on her consent: that one is noticed
