@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from audit import charts as charts_module
 from audit import selectors
@@ -56,20 +56,39 @@ def verify_now(request):
     return redirect("audit-dashboard")
 
 
+SEARCH_KEY = "audit_event_search"
+
+
 @auditor_only
+@require_http_methods(["GET", "POST"])
 def events(request):
-    form = EventSearchForm(request.GET or None)
-    rows, next_before = [], None
-    if not request.GET or form.is_valid():
-        data = form.cleaned_data if request.GET else {}
-        filters = selectors.EventFilters(**{k: v for k, v in data.items()
-                                            if k != "before" and v not in (None, "")})
-        rows, next_before = selectors.event_page(filters, before=data.get("before"))
-    query = request.GET.copy()
-    query.pop("before", None)
+    """The search is POSTed and kept in the session: a patient's MRN or a study's UID never
+    goes in a URL. Pages of the result are ?before=<event id>."""
+    if request.method == "POST":
+        form = EventSearchForm(request.POST)
+        if form.is_valid():
+            request.session[SEARCH_KEY] = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                           for k, v in form.cleaned_data.items()
+                                           if k != "before" and v not in (None, "")}
+            return redirect("audit-events")
+        rows, next_before = [], None
+    else:
+        if request.GET.get("clear"):
+            request.session.pop(SEARCH_KEY, None)
+        saved = request.session.get(SEARCH_KEY, {})
+        form = EventSearchForm(initial=saved)
+        bound = EventSearchForm({**saved, "before": request.GET.get("before", "")})
+        rows, next_before = [], None
+        if bound.is_valid():
+            data = bound.cleaned_data
+            filters = selectors.EventFilters(**{k: v for k, v in data.items()
+                                                if k != "before" and v not in (None, "")})
+            rows, next_before = selectors.event_page(filters, before=data.get("before"))
+        else:
+            form = bound
     return render(request, "audit/events.html", {
         "form": form, "events": rows, "next_before": next_before,
-        "query": query.urlencode(),
+        "searching": bool(request.session.get(SEARCH_KEY)),
         "patients": patient_labels(sorted({e.patient_ref for e in rows if e.patient_ref}))})
 
 
@@ -103,9 +122,11 @@ def _csv_stream(header, rows):
 
 
 @auditor_only
+@require_http_methods(["GET", "POST"])
 def disclosures(request):
-    """Accounting of disclosures (45 CFR 164.528): date, recipient, what, purpose."""
-    form = DisclosureForm(request.GET or None)
+    """Accounting of disclosures (45 CFR 164.528): date, recipient, what, purpose. The MRN
+    is POSTed, never put in the URL."""
+    form = DisclosureForm(request.POST or None)
     rows = []
     if form.is_valid():
         rows = [{"date": e.occurred_at, "recipient": e.details.get("recipient")
@@ -113,15 +134,14 @@ def disclosures(request):
                  "what": e.study_uid or e.details.get("what", ""), "purpose": e.purpose_code,
                  "legal_basis": e.legal_basis, "event": e.pk}
                 for e in selectors.disclosures_for_mrn(form.cleaned_data["mrn"])]
-        if request.GET.get("format") == "csv":
+        if request.POST.get("format") == "csv":
             response = StreamingHttpResponse(_csv_stream(
                 ["date", "recipient", "what", "purpose", "legal_basis", "event"],
                 ([r["date"].isoformat(), r["recipient"], r["what"], r["purpose"],
                   r["legal_basis"], r["event"]] for r in rows)), content_type="text/csv")
-            response["Content-Disposition"] = (
-                f'attachment; filename="disclosures-{form.cleaned_data["mrn"]}.csv"')
+            response["Content-Disposition"] = 'attachment; filename="disclosures.csv"'
             return response
-    template = "audit/disclosures_print.html" if request.GET.get("print") else \
+    template = "audit/disclosures_print.html" if request.POST.get("print") else \
         "audit/disclosures.html"
     return render(request, template, {"form": form, "rows": rows})
 

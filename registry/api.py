@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 from access.api_auth import ReadsPatientData, request_actor, scoped
 from access.models import TokenScope
 from access.roles import Role
-from audit import codes, ledger
-from registry import selectors
+from audit import ledger
+from registry import events, selectors
 from registry.dicom import UID_PATTERN
 from registry.models import Patient
 from registry.registration import Status
@@ -22,9 +22,22 @@ from registry.uploads import register_uploads
 def log_search(request, what: str, criteria: dict) -> None:
     """A search of the registry is a use of patients' data: the ledger names who searched
     for what (the token too, for systems)."""
-    ledger.record(action="phi.searched", event_code=codes.QUERY, actor=request_actor(request),
-                  details={"what": what, "criteria": {k: str(v) for k, v in criteria.items()},
-                           "page": request.query_params.get("page", "1")[:10]})
+    ledger.record_drafts([events.phi_searched(
+        actor=request_actor(request), what=what, criteria=criteria, via="api",
+        page=request.query_params.get("page", "1"))])
+
+
+# Terms that identify a patient travel in request bodies, never in URLs, which web servers,
+# proxies and browsers write to their logs.
+IDENTIFYING_IN_URL = ("q", "mrn", "issuer", "accession", "study_instance_uid")
+
+
+def refuse_identifying_query(request, search_path: str) -> None:
+    named = [name for name in IDENTIFYING_IN_URL if name in request.query_params]
+    if named:
+        raise ValidationError({named[0]: [
+            f"Search by {', '.join(named)} with POST {search_path} and the terms in the "
+            "JSON body: identifying terms never go in a URL."]})
 
 
 class PatientOut(serializers.ModelSerializer):
@@ -41,22 +54,34 @@ class PatientFilters(serializers.Serializer):
 
 
 class PatientListApi(generics.ListAPIView):
-    """Find patients by MRN (exact), name (contains), accession or StudyInstanceUID (q)."""
+    """Every patient, a page at a time (logged). To find one, POST patients/search."""
 
     permission_classes = [ReadsPatientData]
     serializer_class = PatientOut
 
-    @extend_schema(parameters=[PatientFilters])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
     def get_queryset(self):
-        filters = PatientFilters(data=self.request.query_params)
+        refuse_identifying_query(self.request, "/api/v1/patients/search")
+        log_search(self.request, "patients", {})
+        return selectors.patient_search()
+
+
+class PatientSearchApi(generics.GenericAPIView):
+    """Find patients by MRN (exact), name (contains), accession or StudyInstanceUID (q),
+    given in the body. Pages: ?page=N."""
+
+    permission_classes = [ReadsPatientData]
+    serializer_class = PatientOut
+
+    @extend_schema(request=PatientFilters, responses={200: PatientOut(many=True)})
+    def post(self, request):
+        filters = PatientFilters(data=request.data)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        log_search(self.request, "patients", data)
-        return selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
-                                        issuer=data.get("issuer", ""))
+        log_search(request, "patients", data)
+        found = selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
+                                         issuer=data.get("issuer", ""))
+        page = self.paginate_queryset(found)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
 class StudyOut(serializers.Serializer):
@@ -79,35 +104,61 @@ class StudyOut(serializers.Serializer):
         return [b for b in study.body_parts.split("\\") if b]
 
 
-class StudyFilters(serializers.Serializer):
-    mrn = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    issuer = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    accession = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    study_instance_uid = serializers.CharField(max_length=64, required=False,
-                                               allow_blank=True)
+class StudyListFilters(serializers.Serializer):
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     modality = serializers.RegexField(r"^[A-Za-z]{1,16}$", required=False)
 
 
+class StudyFilters(StudyListFilters):
+    mrn = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    issuer = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    accession = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    study_instance_uid = serializers.CharField(max_length=64, required=False,
+                                               allow_blank=True)
+
+
+def _studies(data: dict):
+    return selectors.study_search(
+        mrn=data.get("mrn", ""), issuer=data.get("issuer", ""),
+        accession=data.get("accession", ""), study_uid=data.get("study_instance_uid", ""),
+        date_from=data.get("date_from"), date_to=data.get("date_to"),
+        modality=data.get("modality", ""))
+
+
 class StudyListApi(generics.ListAPIView):
+    """Studies by date range and modality (logged). To find a patient's or one study,
+    POST studies/search."""
+
     permission_classes = [ReadsPatientData]
     serializer_class = StudyOut
 
-    @extend_schema(parameters=[StudyFilters])
+    @extend_schema(parameters=[StudyListFilters])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        filters = StudyFilters(data=self.request.query_params)
+        refuse_identifying_query(self.request, "/api/v1/studies/search")
+        filters = StudyListFilters(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        data = filters.validated_data
-        log_search(self.request, "studies", data)
-        return selectors.study_search(
-            mrn=data.get("mrn", ""), issuer=data.get("issuer", ""),
-            accession=data.get("accession", ""),
-            study_uid=data.get("study_instance_uid", ""), date_from=data.get("date_from"),
-            date_to=data.get("date_to"), modality=data.get("modality", ""))
+        log_search(self.request, "studies", filters.validated_data)
+        return _studies(filters.validated_data)
+
+
+class StudySearchApi(generics.GenericAPIView):
+    """Find studies by MRN, accession, StudyInstanceUID, dates or modality, given in the
+    body. Pages: ?page=N."""
+
+    permission_classes = [ReadsPatientData]
+    serializer_class = StudyOut
+
+    @extend_schema(request=StudyFilters, responses={200: StudyOut(many=True)})
+    def post(self, request):
+        filters = StudyFilters(data=request.data)
+        filters.is_valid(raise_exception=True)
+        log_search(request, "studies", filters.validated_data)
+        page = self.paginate_queryset(_studies(filters.validated_data))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
 class StudyIngestApi(APIView):

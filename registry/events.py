@@ -27,3 +27,12 @@ def study_registered(*, actor: Actor, patient_id: int, study_uid: str, source: s
         },
         correlation_id=correlation_id,
     )
+
+
+def phi_searched(*, actor: Actor, what: str, criteria: dict[str, Any], via: str,
+                 page: str = "1") -> dict[str, Any]:
+    """A search of the registry is a use of patients' data: who searched for what."""
+    return ledger.event_draft(
+        action="phi.searched", event_code=codes.QUERY, actor=actor,
+        details={"what": what, "via": via, "page": str(page)[:10],
+                 "criteria": {k: str(v) for k, v in criteria.items() if v not in ("", None)}})

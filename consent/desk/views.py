@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from access.roles import Role, role_required
 from audit import codes, ledger
@@ -18,6 +18,7 @@ from consent.desk.forms import InviteForm, PaperConsentForm, SearchForm
 from consent.engine import PurposeTree
 from consent.invitations import patient_invite
 from consent.services import consent_attachment_store, consent_record
+from registry import events as registry_events
 from registry import selectors as registry_selectors
 from registry.models import Patient
 
@@ -29,10 +30,16 @@ def _actor(request) -> Actor:
 
 
 @staff_only
+@require_http_methods(["GET", "POST"])
 def search(request):
-    form = SearchForm(request.GET or None)
+    """The terms are POSTed, never put in the URL (access logs); each search is logged."""
+    form = SearchForm(request.POST or None)
     patients = None
     if form.is_valid():
+        with transaction.atomic():
+            ledger.record_drafts([registry_events.phi_searched(
+                actor=_actor(request), what="patients", via="desk",
+                criteria={"q": form.cleaned_data["q"]})])
         patients = list(registry_selectors.patient_search(query=form.cleaned_data["q"])[:50])
         if len(patients) == 1:
             return redirect("desk-patient", patient_id=patients[0].pk)

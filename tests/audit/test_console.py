@@ -42,7 +42,10 @@ def ids_on(page: str) -> list[int]:
 
 
 def listed(client, **params):
-    return ids_on(client.get(reverse("audit-events"), params).content.decode())
+    """Search as the page does: POST the terms, then read the list they select."""
+    searched = client.post(reverse("audit-events"), params)
+    assert searched.status_code == 302 and searched["Location"] == reverse("audit-events")
+    return ids_on(client.get(reverse("audit-events")).content.decode())
 
 
 @pytest.mark.parametrize(("params", "expected"), [
@@ -107,8 +110,20 @@ def test_a_patient_cannot_see_the_console(patient, seeded):
 
 
 def test_bad_filters_are_explained(auditor, seeded):
-    page = client_for(auditor).get(reverse("audit-events"), {"since": "soon"}).content.decode()
+    page = client_for(auditor).post(reverse("audit-events"), {"since": "soon"}).content.decode()
     assert "Enter a valid date/time" in page
+
+
+def test_a_search_for_a_patient_never_puts_the_mrn_in_a_url(auditor, seeded):
+    client = client_for(auditor)
+    searched = client.post(reverse("audit-events"), {"patient_mrn": "MRN-A"})
+    assert "MRN-A" not in searched["Location"]
+    page = client.get(reverse("audit-events")).content.decode()
+    assert ids_on(page) == [seeded[1].pk, seeded[0].pk]
+    assert "MRN-A" in page  # the patient column names them
+    assert not [href for href in re.findall(r'(?:href|action)="([^"]*)"', page) if "MRN" in href]
+    assert ids_on(client.get(reverse("audit-events") + "?clear=1").content.decode()) == [
+        seeded[n].pk for n in (4, 3, 2, 1, 0)]
 
 
 @pytest.fixture
@@ -127,17 +142,17 @@ def disclosed(db):
 def test_the_accounting_of_disclosures_lists_date_recipient_what_and_purpose(auditor,
                                                                             disclosed):
     client = client_for(auditor)
-    page = client.get(reverse("audit-disclosures"), {"mrn": "MRN-D"}).content.decode()
+    page = client.post(reverse("audit-disclosures"), {"mrn": "MRN-D"}).content.decode()
     row = page.split("<tbody>")[1].split("</tr>")[0]
     assert "2026-03-02" in row and "Acme AI Lab" in row and "1.2.9" in row
     assert "ai-training" in row
     assert page.count("<tr><td>") == 1  # the consent check is not a disclosure
-    csv_body = b"".join(client.get(reverse("audit-disclosures"),
-                                   {"mrn": "MRN-D", "format": "csv"}).streaming_content)
+    csv_body = b"".join(client.post(reverse("audit-disclosures"),
+                                    {"mrn": "MRN-D", "format": "csv"}).streaming_content)
     lines = csv_body.decode().splitlines()
     assert lines[0] == "date,recipient,what,purpose,legal_basis,event"
     assert "Acme AI Lab,1.2.9,ai-training" in lines[1]
-    printable = client.get(reverse("audit-disclosures"), {"mrn": "MRN-D", "print": "1"})
+    printable = client.post(reverse("audit-disclosures"), {"mrn": "MRN-D", "print": "1"})
     assert b'class="print"' in printable.content and b"Acme AI Lab" in printable.content
 
 

@@ -20,7 +20,7 @@ def ct(patient):
 
 def test_staff_find_a_patient_by_accession_and_see_the_grid(staff, patient, ct):
     client = client_for(staff)
-    response = client.get("/desk/", {"q": "ACC-42"}, follow=True)
+    response = client.post("/desk/", {"q": "ACC-42"}, follow=True)
     assert response.status_code == 200
     page = response.content.decode()
     assert "Alice Liddell" in page
@@ -32,12 +32,12 @@ def test_staff_find_a_patient_by_accession_and_see_the_grid(staff, patient, ct):
 
 
 def test_search_by_part_of_a_name_lists_matches(staff, patient, other_patient):
-    one = client_for(staff).get("/desk/", {"q": "Builder"})
+    one = client_for(staff).post("/desk/", {"q": "Builder"})
     assert one.status_code == 302 and one.headers["Location"].endswith(
         f"/desk/patients/{other_patient.pk}/")
-    page = client_for(staff).get("/desk/", {"q": "l"}).content.decode()
+    page = client_for(staff).post("/desk/", {"q": "l"}).content.decode()
     assert "2 patients found" in page and "Bob Builder" in page and "Alice Liddell" in page
-    empty = client_for(staff).get("/desk/", {"q": "Nobody"}).content.decode()
+    empty = client_for(staff).post("/desk/", {"q": "Nobody"}).content.decode()
     assert "No patient matches" in empty
 
 
@@ -112,3 +112,18 @@ def test_a_scan_that_is_not_a_document_is_refused(staff, patient, data_dir):
     assert "PDF, PNG or JPEG" in response.content.decode()
     assert ConsentRecord.objects.count() == 0
     assert not (data_dir / "consent-forms").exists()
+
+
+def test_every_desk_search_is_logged_and_its_terms_stay_out_of_the_url(staff, patient):
+    client = client_for(staff)
+    page = client.get("/desk/").content.decode()
+    assert 'method="post"' in page and 'role="search"' in page
+    client.post("/desk/", {"q": "^"})
+    client.post("/desk/", {"q": "Liddell"}, follow=True)
+    searches = AuditEvent.objects.filter(action="phi.searched").order_by("id")
+    assert [e.details["criteria"] for e in searches] == [{"q": "^"}, {"q": "Liddell"}]
+    assert all(e.details["via"] == "desk" and e.actor_label == staff.username
+               for e in searches)
+    # A search in the query string is not run.
+    assert "Liddell" not in client.get("/desk/?q=Liddell").content.decode()
+    assert searches.count() == 2
