@@ -3,6 +3,7 @@ manage their API tokens.
 
 Every login and every failed login is recorded (DICOM event 110114, User Authentication)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import user_passes_test
@@ -12,6 +13,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from access.forms import ApiTokenForm
+from access.limits import seconds_to_wait, sign_in_wait
 from access.models import ApiToken
 from access.passwords import OutboxPasswordResetForm
 from access.roles import ROLE_SCOPES, allowed_scopes, primary_role, role_required
@@ -22,6 +24,19 @@ from audit.models import Outcome
 
 
 class LoginView(auth_views.LoginView):
+    def post(self, request, *args, **kwargs):
+        wait = sign_in_wait(request, request.POST.get("username", ""))
+        if wait is not None:
+            ledger.record(action="login.failed", event_code=codes.USER_AUTHENTICATION,
+                          outcome=Outcome.DENIED, reason="too many sign-in attempts",
+                          actor=Actor(label=(request.POST.get("username") or "")[:150]
+                                      or "(no username)", ip=request.META.get("REMOTE_ADDR")))
+            response = render(request, "access/rate_limited.html", {"minutes": -(-wait // 60)},
+                              status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
+
     def form_valid(self, form):
         response = super().form_valid(form)
         user = form.get_user()
@@ -46,6 +61,17 @@ class PasswordResetView(auth_views.PasswordResetView):
     form_class = OutboxPasswordResetForm
     template_name = "access/password_reset_form.html"
     success_url = reverse_lazy("password-reset-sent")
+
+    def post(self, request, *args, **kwargs):
+        wait = seconds_to_wait(request, group="password-reset",
+                               rate=settings.CONSENTRY_RATES["password_reset"],
+                               value=request.META.get("REMOTE_ADDR") or "unknown")
+        if wait is not None:
+            response = render(request, "access/rate_limited.html",
+                              {"minutes": -(-wait // 60)}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
 
 
 class PasswordResetSentView(auth_views.PasswordResetDoneView):

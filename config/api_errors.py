@@ -65,6 +65,7 @@ ERROR_RESPONSES = {
     "405": "Method not allowed.",
     "409": "Not possible in the resource's present state (e.g. an export not complete).",
     "415": "Unsupported media type.",
+    "429": "Too many requests for this token; try again after Retry-After seconds.",
     "503": "Consent could not be read; treat every study as not allowed.",
 }
 

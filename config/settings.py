@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_ratelimit",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -189,6 +190,22 @@ SESSION_COOKIE_AGE = int(env("SESSION_IDLE_MINUTES", "480")) * 60
 SESSION_SAVE_EVERY_REQUEST = True
 CONSENTRY_PRIVILEGED_IDLE_SECONDS = int(env("PRIVILEGED_IDLE_MINUTES", "30")) * 60
 
+# Rate limits (access/limits.py), counted in the shared cache: "count/period".
+CONSENTRY_RATES = {
+    "sign_in_address": env("RATE_SIGN_IN_ADDRESS", "30/10m"),  # any usernames, one address
+    "sign_in_username": env("RATE_SIGN_IN_USERNAME", "10/10m"),  # one username, any address
+    "password_reset": env("RATE_PASSWORD_RESET", "5/h"),  # per address
+    "api": env("RATE_API", "12000/m"),  # per token or person: 200/s, the design's load
+}
+SILENCED_SYSTEM_CHECKS = [
+    # Django's own RedisCache is shared and increments atomically; django-ratelimit lists
+    # only django-redis by name.
+    "django_ratelimit.W001",
+]
+if not REDIS_URL:
+    # Embedded mode is one process: its local cache is the only one there is.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -213,6 +230,9 @@ if not PRODUCTION:
 # Uploads larger than this go to a temporary file rather than memory (DICOM can be large).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
+# One DICOM file uploaded through the API (registry/uploads.py); larger ones come from the
+# PACS or ingest_dicom. The web server in front should cap request bodies too.
+CONSENTRY_MAX_DICOM_UPLOAD_BYTES = int(env("MAX_DICOM_UPLOAD_MB", "512")) * 2**20
 
 MAILERS = {
     "default": {
@@ -251,6 +271,7 @@ SECURE_CSP = {
 }
 
 REST_FRAMEWORK = {
+    "DEFAULT_THROTTLE_CLASSES": ["access.limits.ApiRateLimit"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "access.api_auth.ApiTokenAuthentication",
         # Browsers keep CSRF protection: DRF's session authentication enforces it.

@@ -11,7 +11,7 @@ from django.conf import settings
 from audit.ledger import Actor
 from registry.dicom import DicomHeader
 from registry.models import Instance
-from registry.registration import FileOutcome, dicom_register, read_or_reject
+from registry.registration import FileOutcome, Status, dicom_register, read_or_reject
 
 
 def register_uploads(uploads, *, actor: Actor) -> list[FileOutcome]:
@@ -22,7 +22,14 @@ def register_uploads(uploads, *, actor: Actor) -> list[FileOutcome]:
     incoming = settings.DATA_DIR / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
     read: list[DicomHeader | FileOutcome] = []
+    limit = settings.CONSENTRY_MAX_DICOM_UPLOAD_BYTES
     for upload in uploads:
+        if upload.size > limit:
+            read.append(FileOutcome(
+                path=upload.name, status=Status.REJECTED,
+                reason=f"larger than the upload limit of {limit / 2**20:.0f} MB; register "
+                       "large studies from the PACS or with ingest_dicom"))
+            continue
         with tempfile.NamedTemporaryFile(dir=incoming, delete=False, suffix=".dcm") as tmp:
             for chunk in upload.chunks():
                 tmp.write(chunk)

@@ -28,6 +28,15 @@ def plain_static_files(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Rate-limit counters live in the shared cache (Redis in the PostgreSQL run): each test
+    starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def inline_celery():
     """Tasks run in this process, whatever broker the test run is configured with."""

@@ -117,3 +117,17 @@ def test_session_uploads_need_the_csrf_token(staff, corpus):
     response = upload(client, open_file(corpus / "CT_small.dcm"))
     assert response.status_code == 403
     assert "CSRF" in response.json()["error"]["message"]
+
+
+def test_a_file_over_the_upload_limit_is_refused_with_the_limit_and_not_kept(
+        client_for, staff, corpus, data_dir, settings):
+    small, large = corpus / "MR_small.dcm", corpus / "CT_small.dcm"
+    settings.CONSENTRY_MAX_DICOM_UPLOAD_BYTES = (small.stat().st_size + large.stat().st_size) // 2
+    assert small.stat().st_size < settings.CONSENTRY_MAX_DICOM_UPLOAD_BYTES < large.stat().st_size
+    response = upload(client_for(staff), open_file(small), open_file(large))
+    body = response.json()
+    assert [f["status"] for f in body["files"]] == ["registered", "rejected"]
+    assert "upload limit" in body["files"][1]["reason"]
+    assert Instance.objects.count() == 1
+    assert len(list((data_dir / "dicom").rglob("*.dcm"))) == 1
+    assert not list((data_dir / "incoming").iterdir())
