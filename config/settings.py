@@ -334,6 +334,10 @@ CELERY_BEAT_SCHEDULE = {
 CONSENTRY_LEDGER_SIGNING_KEY = env("CONSENTRY_LEDGER_SIGNING_KEY")
 # Where checkpoints are written: keep it outside the database, ideally write-once storage.
 CONSENTRY_CHECKPOINT_DIR = env("CONSENTRY_CHECKPOINT_DIR")
+# The export key (datasets/signing.py): the private key as PEM, and a directory of previous
+# public keys (*.pem) still published after a rotation so older exports verify.
+CONSENTRY_EXPORT_SIGNING_KEY = env("CONSENTRY_EXPORT_SIGNING_KEY")
+CONSENTRY_EXPORT_KEYS_DIR = env("CONSENTRY_EXPORT_KEYS_DIR")
 CONSENTRY_DEFAULT_MRN_ISSUER = env("CONSENTRY_DEFAULT_MRN_ISSUER", "LOCAL")
 # Folders with more files than this go to a Celery worker when one is configured.
 CONSENTRY_INGEST_BACKGROUND_THRESHOLD = int(env("CONSENTRY_INGEST_BACKGROUND_THRESHOLD", "500"))

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from access import two_factor_views
 from access import views as access_views
 from consent import views as consent_views
+from datasets import views as datasets_views
 
 api_v1 = [
     path("", include("registry.api_urls")),
@@ -32,6 +33,7 @@ urlpatterns = [
     path("desk/", include("consent.desk.urls")),
     path("audit/", include("audit.urls")),
     path("datasets/", include("datasets.urls")),
+    path("exports/public-key/", datasets_views.export_public_key, name="export-public-key"),
     # Admins sign in like everyone else: password, second factor, ledger events.
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),

@@ -5,9 +5,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +22,7 @@ from datasets.deid import Option
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.models import Dataset, DatasetVersion, Enforcement, WithdrawalNotice
 from datasets.packaging import NotDownloadable, version_download, zip_name
+from datasets.signing import public_pem, published_keys
 
 EXPORTERS = scoped(TokenScope.EXPORT, Role.STEWARD)
 
@@ -206,3 +208,24 @@ class ExportDownloadApi(APIView):
         return FileResponse(open(path, "rb"), as_attachment=True,
                             filename=f"{zip_name(version)}.zip",
                             content_type="application/zip")
+
+
+class ExportKeysOut(serializers.Serializer):
+    key_id = serializers.CharField()
+    algorithm = serializers.CharField()
+    public_key_pem = serializers.CharField()
+    current = serializers.BooleanField()
+
+
+class ExportKeysApi(APIView):
+    """The hospital's export public keys, for recipients to pin (public: no credentials)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: inline_serializer(
+        "ExportKeys", {"keys": ExportKeysOut(many=True)})})
+    def get(self, request):
+        keys = [{"key_id": kid, "algorithm": "Ed25519", "public_key_pem": public_pem(public),
+                 "current": n == 0} for n, (kid, public) in enumerate(published_keys().items())]
+        return Response({"keys": keys})

@@ -10,6 +10,7 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/exports", api.ExportCreateApi.as_view(),
          name="api-dataset-exports"),
     path("exports/<int:export_id>", api.ExportDetailApi.as_view(), name="api-export"),
+    path("export-keys", api.ExportKeysApi.as_view(), name="api-export-keys"),
     path("exports/<int:export_id>/download", api.ExportDownloadApi.as_view(),
          name="api-export-download"),
 ]

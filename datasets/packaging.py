@@ -13,6 +13,7 @@ from audit.ledger import Actor
 from datasets.exports import version_dir
 from datasets.manifest import verify_manifest
 from datasets.models import DatasetVersion, VersionStatus
+from datasets.signing import published_keys
 
 
 def zip_name(version: DatasetVersion) -> str:
@@ -32,7 +33,7 @@ def version_zip(version: DatasetVersion) -> Path:
     target = source.with_name(f"{source.name}.zip")
     if target.exists():
         return target
-    problems = verify_manifest(source)
+    problems = verify_manifest(source, published_keys())
     if problems:
         raise NotDownloadable("the exported files no longer match their signed manifest: "
                               + "; ".join(problems[:5]))

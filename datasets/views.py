@@ -24,6 +24,7 @@ from datasets.models import (
     WithdrawalNotice,
 )
 from datasets.packaging import NotDownloadable, version_download, zip_name
+from datasets.signing import public_pem, published_keys
 
 steward_only = role_required(Role.STEWARD)
 FATES_SHOWN = 1000  # a page, not a dump; the manifest and the API hold the rest
@@ -161,3 +162,10 @@ def version_zip(request, version_id: int):
     return FileResponse(open(path, "rb"), as_attachment=True,
                         filename=f"{zip_name(version)}.zip",
                         content_type="application/zip")
+
+
+def export_public_key(request):
+    """The hospital's export public keys, for recipients to pin. Public: a key is not a
+    secret, and a recipient has no account here."""
+    return render(request, "datasets/public_key.html", {
+        "keys": [(kid, public_pem(public)) for kid, public in published_keys().items()]})
