@@ -229,7 +229,7 @@ def _decide(patient_id: int, purpose: Purpose | str, at: datetime, *,
             newest.values()):
         if expires_at is not None and expires_at <= at:
             continue
-        matches, unsure = _scope_matches(kind, canonical_value(kind, value), decision,
+        matches, unsure = scope_matches(kind, canonical_value(kind, value), decision,
                                          study_uid, modalities, anatomies)
         if matches:
             candidates.append(Candidate(record_id, decision, tree.by_id[purpose_id],
@@ -238,10 +238,11 @@ def _decide(patient_id: int, purpose: Purpose | str, at: datetime, *,
     return conclude(target, candidates)
 
 
-def _scope_matches(kind: str, value: str, decision: str, study_uid: str,
+def scope_matches(kind: str, value: str, decision: str, study_uid: str,
                    modalities: frozenset[str] | set[str],
                    anatomies: list[frozenset[str]] | None) -> tuple[bool, bool]:
-    """(does the scope match the study, only because anatomy is unknown)."""
+    """(does the scope match the study, only because anatomy is unknown). ``anatomies``:
+    each series' regions, empty when unknown; None for no study in particular."""
     if kind == ScopeKind.ALL:
         return True, False
     if kind == ScopeKind.STUDY:
