@@ -189,3 +189,21 @@ def needs_review(patient: Patient, at: datetime | None = None) -> bool:
         return False
     return any(r.form_id != form.pk and r.form.code == form.code and r.form.version < form.version
                for r in live_records(patient, at or timezone.now()).values())
+
+
+def records_outside_vocabulary() -> list[tuple[ConsentRecord, str]]:
+    """Records whose scope value no vocabulary code (or study of the patient) explains,
+    with why: written before the vocabulary's constraint, or under an older edition of it.
+    Reads modality and body-part records, and study records whose study is not the
+    patient's."""
+    known = {"modality": set(vocabulary.modalities()), "body_part": set(vocabulary.regions())}
+    found = []
+    for record in (ConsentRecord.objects.exclude(scope_kind="all").select_related("patient")
+                   .order_by("id").iterator()):
+        if record.scope_kind == "study":
+            if not ImagingStudy.objects.filter(patient_id=record.patient_id,
+                                               study_uid=record.scope_value).exists():
+                found.append((record, "no such study for this patient"))
+        elif record.scope_value not in known.get(record.scope_kind, set()):
+            found.append((record, f"not a known {record.scope_kind.replace('_', ' ')} code"))
+    return found
