@@ -153,7 +153,7 @@ def regions_of_term(term: str) -> tuple[str, ...]:
 # region is not an alias: "KNEE" is refused and pointed to LOWERLIMB, so that a yes to
 # knee scans is never silently widened to a yes for the whole leg.
 REGION_ALIASES = {
-    "HEAD AND BRAIN": "HEAD", "BRAIN": "HEAD", "HEAD AND NECK": "HEAD",
+    "HEAD AND BRAIN": "HEAD", "BRAIN": "HEAD",
     "THROAT": "NECK", "THORAX": "CHEST", "LUNGS": "CHEST", "BREASTS": "BREAST",
     "BELLY": "ABDOMEN", "TUMMY": "ABDOMEN", "HIPS": "PELVIS", "BACK": "SPINE",
     "ARM": "UPPERLIMB", "ARMS": "UPPERLIMB", "UPPER LIMB": "UPPERLIMB",
@@ -191,10 +191,13 @@ def canonical_region(text: str) -> str:
             return key if table is known else table[key]
     if key.replace(" ", "") in known:
         return key.replace(" ", "")
-    covering = regions_of_term(key.replace(" ", ""))
+    # "KNEE" lies in one region, "head and neck" (HEADNECK) in two: name them, never
+    # pick one, so a no is not narrowed and a yes not widened behind the person's back.
+    covering = regions_of_term(key.replace(" AND ", "").replace(" ", ""))
     if covering:
-        raise UnknownTerm(f"{text.strip()[:40]!r} is part of a body region; choices are "
-                          "made by region", [(c, known[c]) for c in covering])
+        where = "part of a body region" if len(covering) == 1 else "more than one region"
+        raise UnknownTerm(f"{text.strip()[:40]!r} is {where}; choices are made by region",
+                          [(c, known[c]) for c in covering])
     raise UnknownTerm(f"{text.strip()[:40]!r} is not a part of the body we know",
                       _nearest(key, known, {**by_label, **REGION_ALIASES}))
 

@@ -111,6 +111,12 @@ def test_a_part_inside_a_region_is_refused_and_pointed_to_its_region():
     assert refused.value.suggestions == [("LOWERLIMB", "legs, knees and feet")]
 
 
+def test_a_phrase_spanning_two_regions_is_refused_and_both_are_named():
+    with pytest.raises(UnknownTerm, match="more than one region") as refused:
+        vocabulary.canonical_region("head and neck")
+    assert [code for code, _ in refused.value.suggestions] == ["HEAD", "NECK"]
+
+
 @pytest.mark.parametrize(("typed", "suggested"), [("MRII", "MR"), ("CTT", "CT"),
                                                   ("ultrasond", "US")])
 def test_an_unknown_modality_is_refused_with_the_nearest_terms(typed, suggested):
