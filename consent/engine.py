@@ -15,7 +15,11 @@ Two forms of the same rule: ``decide`` for one study, in Python over the patient
 purpose tree). ``tests/consent/test_engine_property.py`` holds them to the same answers.
 Both end in ``conclude``, so the words of a decision are written once.
 
-When anything needed cannot be read, the answer is deny ("fail closed").
+When anything needed cannot be read, the answer is deny ("fail closed"). So too for
+anatomy: a body-part deny also matches a study with a series whose anatomy is unknown (or
+with no series at all), and its reason says the no "may apply"; a body-part permit never
+matches unknown anatomy. Scope values are canonical (consent/services.normalise_scope and a
+database constraint): a modality code or group (registry/vocabulary.py), a region code.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
+from consent.decide_sql import DECIDE_MANY_SQL, MODALITY_GROUPS_SQL
 from consent.models import ConsentRecord, Decision, Policy, Purpose, ScopeKind
 from consent.wording import mid_sentence
+from registry import vocabulary
 from registry.models import ImagingStudy, Series
 
 logger = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ class Candidate:
     scope_kind: str
     scope_value: str
     recorded_at: datetime
+    # A body-part deny that matched only because some anatomy is not recorded.
+    unsure: bool = False
 
     def overrides(self, other: Candidate) -> bool:
         mine, theirs = SCOPE_RANK[self.scope_kind], SCOPE_RANK[other.scope_kind]
@@ -137,19 +145,35 @@ def conclude(purpose: Purpose, candidates: Iterable[Candidate]) -> ConsentDecisi
 
 def _describe(candidate: Candidate) -> str:
     verb = "said yes to" if candidate.decision == Decision.PERMIT else "said no to"
-    return (f"the patient {verb} {mid_sentence(candidate.purpose.name)} for "
-            f"{_scope_words(candidate.scope_kind, candidate.scope_value)} "
-            f"(record {candidate.record_id}, {candidate.recorded_at:%Y-%m-%d})")
+    scope = scope_words(candidate.scope_kind, candidate.scope_value)
+    doubt = (f"; anatomy not recorded, so the no to {scope} may apply"
+             if candidate.unsure else "")
+    return (f"the patient {verb} {mid_sentence(candidate.purpose.name)} for {scope} "
+            f"(record {candidate.record_id}, {candidate.recorded_at:%Y-%m-%d}{doubt})")
 
 
-def _scope_words(kind: str, value: str) -> str:
+def scope_words(kind: str, value: str) -> str:
+    """A scope in words: 'CT scans', 'scans of the head and brain'."""
     if kind == ScopeKind.STUDY:
         return "this study"
     if kind == ScopeKind.MODALITY:
-        return f"{value} scans"
+        return "X-ray scans" if value in vocabulary.modality_groups() else f"{value} scans"
     if kind == ScopeKind.BODY_PART:
-        return f"scans of the {value.lower()}"
+        return f"scans of the {vocabulary.region_label(value)}"
     return "all scans"
+
+
+def canonical_value(kind: str, value: str) -> str:
+    """The form "newest per scope" groups on: upper case for codes, UIDs as they are."""
+    return value.upper() if kind in (ScopeKind.MODALITY, ScopeKind.BODY_PART) else value
+
+
+def utc(at: datetime) -> datetime:
+    """The moment in UTC. SQLite compares stored times as text, so a moment in another
+    zone must be converted before it reaches SQL; a naive one is a caller error."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"a decision needs an aware moment, not {at!r}")
+    return at.astimezone(UTC)
 
 
 # --- one study ---------------------------------------------------------------------------
@@ -158,13 +182,13 @@ def decide(study: ImagingStudy, purpose: Purpose | str, at: datetime, *,
            tree: PurposeTree | None = None) -> ConsentDecision:
     """May this study be used for this purpose at this moment? Fail closed."""
     try:
-        modalities, body_parts = set(), set()
-        for modality, body_part in Series.objects.filter(study_id=study.pk).values_list(
-                "modality", "body_part"):
+        modalities, anatomies = set(), []
+        for modality, regions in Series.objects.filter(study_id=study.pk).values_list(
+                "modality", "anatomy_regions"):
             modalities.add(modality.upper())
-            body_parts.add(body_part.upper())
+            anatomies.append(frozenset(r for r in regions.split("|") if r))
         return _decide(study.patient_id, purpose, at, tree=tree, study_uid=study.study_uid,
-                       modalities=modalities, body_parts=body_parts)
+                       modalities=modalities, anatomies=anatomies)
     except (DatabaseError, ValueError):
         logger.exception("consent decision failed closed")
         return FAIL_CLOSED
@@ -184,7 +208,10 @@ def decide_in_general(patient_id: int, purpose: Purpose | str, at: datetime, *,
 def _decide(patient_id: int, purpose: Purpose | str, at: datetime, *,
             tree: PurposeTree | None, study_uid: str = "",
             modalities: frozenset[str] | set[str] = frozenset(),
-            body_parts: frozenset[str] | set[str] = frozenset()) -> ConsentDecision:
+            anatomies: list[frozenset[str]] | None = None) -> ConsentDecision:
+    """``anatomies``: each series' regions (empty = unknown); None when deciding for no
+    study in particular, where only all-studies records apply."""
+    at = utc(at)
     tree = tree or PurposeTree.load()
     target = tree.get(purpose)
     lineage = tree.lineage(target)
@@ -196,97 +223,44 @@ def _decide(patient_id: int, purpose: Purpose | str, at: datetime, *,
                             "expires_at", "recorded_at"))
     newest: dict[tuple, tuple] = {}
     for row in records:  # ordered oldest first, so the newest per scope is kept last
-        newest[(row[1], row[3], row[4])] = row
-    candidates = [
-        Candidate(record_id, decision, tree.by_id[purpose_id], lineage[purpose_id], kind,
-                  value, recorded_at)
-        for record_id, purpose_id, decision, kind, value, expires_at, recorded_at
-        in newest.values()
-        if (expires_at is None or expires_at > at)
-        and _scope_matches(kind, value, study_uid, modalities, body_parts)
-    ]
+        newest[(row[1], row[3], canonical_value(row[3], row[4]))] = row
+    candidates = []
+    for record_id, purpose_id, decision, kind, value, expires_at, recorded_at in (
+            newest.values()):
+        if expires_at is not None and expires_at <= at:
+            continue
+        matches, unsure = scope_matches(kind, canonical_value(kind, value), decision,
+                                         study_uid, modalities, anatomies)
+        if matches:
+            candidates.append(Candidate(record_id, decision, tree.by_id[purpose_id],
+                                        lineage[purpose_id], kind, value, recorded_at,
+                                        unsure))
     return conclude(target, candidates)
 
 
-def _scope_matches(kind: str, value: str, study_uid: str,
+def scope_matches(kind: str, value: str, decision: str, study_uid: str,
                    modalities: frozenset[str] | set[str],
-                   body_parts: frozenset[str] | set[str]) -> bool:
+                   anatomies: list[frozenset[str]] | None) -> tuple[bool, bool]:
+    """(does the scope match the study, only because anatomy is unknown). ``anatomies``:
+    each series' regions, empty when unknown; None for no study in particular."""
     if kind == ScopeKind.ALL:
-        return True
+        return True, False
     if kind == ScopeKind.STUDY:
-        return bool(study_uid) and value == study_uid
+        return bool(study_uid) and value == study_uid, False
     if kind == ScopeKind.MODALITY:
-        return value.upper() in modalities
-    if kind == ScopeKind.BODY_PART:
-        return value.upper() in body_parts
-    return False
+        return bool(modalities.intersection(vocabulary.modality_covers(value))), False
+    if kind != ScopeKind.BODY_PART or anatomies is None:
+        return False, False
+    if decision == Decision.PERMIT:
+        # A yes covers a series that lies wholly in the region, never unknown anatomy.
+        return any(regions == {value} for regions in anatomies), False
+    if any(value in regions for regions in anatomies):
+        return True, False
+    unknown = not anatomies or any(not regions for regions in anatomies)
+    return unknown, unknown
 
 
 # --- many studies, one statement ---------------------------------------------------------
-
-# Parameters: the selected studies' SQL is spliced in as {selected}; {purposes} and
-# {depths} are generated for the purpose's lineage (a handful of values); {records} and
-# {series} are the models' table names.
-_DECIDE_MANY_SQL = """
-WITH selected (id, patient_id, study_uid) AS ({selected}),
-ranked AS (
-    SELECT r.id, r.patient_id, r.purpose_id, r.decision, r.scope_kind, r.scope_value,
-           r.expires_at, r.recorded_at,
-           ROW_NUMBER() OVER (
-               PARTITION BY r.patient_id, r.purpose_id, r.scope_kind, r.scope_value
-               ORDER BY r.recorded_at DESC, r.id DESC) AS newest
-    FROM {records} r
-    WHERE r.purpose_id IN ({purposes})
-      AND r.recorded_at <= %s AND r.effective_from <= %s
-      AND r.patient_id IN (SELECT patient_id FROM selected)
-),
-live AS (
-    SELECT id, patient_id, purpose_id, decision, scope_kind, scope_value, recorded_at,
-           CASE purpose_id {depths} END AS depth,
-           CASE scope_kind WHEN 'study' THEN 2 WHEN 'all' THEN 0 ELSE 1 END AS scope_rank
-    FROM ranked
-    WHERE newest = 1 AND (expires_at IS NULL OR expires_at > %s)
-),
-candidate AS (
-    SELECT s.id AS study_id, l.*
-    FROM selected s JOIN live l ON l.patient_id = s.patient_id
-    WHERE l.scope_kind = 'all'
-       OR (l.scope_kind = 'study' AND l.scope_value = s.study_uid)
-       OR (l.scope_kind = 'modality' AND EXISTS (
-              SELECT 1 FROM {series} se
-              WHERE se.study_id = s.id AND UPPER(se.modality) = UPPER(l.scope_value)))
-       OR (l.scope_kind = 'body_part' AND EXISTS (
-              SELECT 1 FROM {series} se
-              WHERE se.study_id = s.id AND UPPER(se.body_part) = UPPER(l.scope_value)))
-),
-spread AS (
-    -- Per study, the deepest candidate purpose at each level of scope or above.
-    SELECT c.*,
-           MAX(depth) OVER (PARTITION BY study_id) AS deepest_any,
-           MAX(CASE WHEN scope_rank >= 1 THEN depth END) OVER (PARTITION BY study_id)
-               AS deepest_narrow,
-           MAX(CASE WHEN scope_rank = 2 THEN depth END) OVER (PARTITION BY study_id)
-               AS deepest_study
-    FROM candidate c
-),
-standing AS (
-    -- Step 2: keep a candidate unless another one is at least as deep with a narrower
-    -- scope, or deeper with a scope at least as narrow. Windows, not a self-join, so the
-    -- cost grows with the number of candidates, whatever the planner believes.
-    SELECT * FROM spread
-    WHERE NOT CASE scope_rank
-        WHEN 0 THEN COALESCE(deepest_narrow >= depth, FALSE) OR deepest_any > depth
-        WHEN 1 THEN COALESCE(deepest_study >= depth, FALSE)
-                    OR COALESCE(deepest_narrow > depth, FALSE)
-        ELSE COALESCE(deepest_study > depth, FALSE)
-    END
-)
--- Every selected study once with no record (for step 4), plus its standing candidates.
-SELECT id, NULL, NULL, NULL, NULL, NULL, NULL FROM selected
-UNION ALL
-SELECT study_id, id, decision, purpose_id, scope_kind, scope_value, recorded_at FROM standing
-"""
-
 
 def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
                 tree: PurposeTree | None = None) -> dict[int, ConsentDecision]:
@@ -294,30 +268,36 @@ def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: dat
     their number. Raises ConsentUnavailable if consent cannot be read: the caller must then
     treat every study as denied."""
     try:
+        at = utc(at)
         tree = tree or PurposeTree.load()
         target = tree.get(purpose)
         lineage = tree.lineage(target)
         selected_sql, selected_params = (
             studies.order_by().values_list("id", "patient_id", "study_uid")
             .query.sql_with_params())
-        sql = _DECIDE_MANY_SQL.format(
+        sql = DECIDE_MANY_SQL.format(
             selected=selected_sql,
             records=ConsentRecord._meta.db_table,
             series=Series._meta.db_table,
             purposes=", ".join(["%s"] * len(lineage)),
             depths=" ".join(["WHEN %s THEN %s"] * len(lineage)),
+            groups=MODALITY_GROUPS_SQL,
         )
-        params = [*selected_params, *lineage, at, at,
-                  *[v for pair in lineage.items() for v in pair], at]
+        # The database's own form of the moment (on SQLite, UTC text like the stored
+        # times), never the driver's rendering of an aware datetime.
+        moment = connection.ops.adapt_datetimefield_value(at)
+        params = [*selected_params, *lineage, moment, moment,
+                  *[v for pair in lineage.items() for v in pair], moment]
         by_study: dict[int, list[Candidate]] = {}
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for study_id, record_id, decision, purpose_id, kind, value, recorded_at in cursor:
+            for (study_id, record_id, decision, purpose_id, kind, value, recorded_at,
+                 unsure) in cursor:
                 found = by_study.setdefault(study_id, [])
                 if record_id is not None:
                     found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
                                            lineage[purpose_id], kind, value,
-                                           _as_datetime(recorded_at)))
+                                           _as_datetime(recorded_at), bool(unsure)))
     except (DatabaseError, ValueError) as exc:
         raise ConsentUnavailable(str(exc)) from exc
     # The SQL already removed overridden candidates; conclude applies steps 3 and 4.

@@ -12,8 +12,16 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.selectors import DISCLOSURE_ACTIONS
-from consent.engine import ConsentDecision, PurposeTree, decide, decide_in_general, decide_many
+from consent.engine import (
+    ConsentDecision,
+    PurposeTree,
+    decide,
+    decide_in_general,
+    decide_many,
+    scope_matches,
+)
 from consent.models import ConsentForm, ConsentRecord, Guardianship, Purpose
+from registry import vocabulary
 from registry.models import ImagingStudy, Patient, Series
 
 # The patient sees exactly what the auditors' accounting of disclosures lists.
@@ -41,11 +49,43 @@ def guardianship(user: AbstractBaseUser, patient: Patient) -> Guardianship | Non
     return Guardianship.objects.filter(patient=patient, user=user).first()
 
 
-def scan_kinds(patient: Patient) -> dict[str, list[str]]:
-    """The modalities and body parts among the patient's series, for exception choices."""
-    rows = Series.objects.filter(study__patient=patient).values_list("modality", "body_part")
-    return {"modalities": sorted({m.upper() for m, _ in rows if m}),
-            "body_parts": sorted({b.upper() for _, b in rows if b})}
+# Kinds of scan offered to every patient, besides those among their own series.
+COMMON_MODALITIES = ("CT", "MR", "XRAY", "US", "MG", "PT", "NM")
+
+
+def scan_kinds(patient: Patient) -> dict[str, list[tuple[str, str]]]:
+    """The choices an exception may name, as (code, words): the kinds of scan among the
+    patient's series and the common ones, and every body region. Only vocabulary codes, so
+    every pair of "for" and "which" the portal offers is one the engine can match."""
+    known = vocabulary.modalities()
+    own = {m.upper() for m in Series.objects.filter(study__patient=patient)
+           .values_list("modality", flat=True)}
+    codes = [c for c in COMMON_MODALITIES if c in known]
+    codes += sorted(c for c in own if c in known and c not in codes)
+    return {"modalities": [(c, known[c]) for c in codes],
+            "body_parts": list(vocabulary.regions().items())}
+
+
+def scope_terms() -> dict[str, list[tuple[str, str]]]:
+    """Every code staff may type for a scope, with its words (the desk's suggestions)."""
+    return {"scope_modalities": sorted(vocabulary.modalities().items()),
+            "scope_regions": list(vocabulary.regions().items())}
+
+
+def scans_covered(patient: Patient, *, scope_kind: str, scope_value: str, decision: str
+                  ) -> list[tuple[ImagingStudy, bool]]:
+    """The patient's studies a choice with this (canonical) scope would cover today, each
+    with whether it is covered only because its anatomy is not recorded."""
+    covered = []
+    for study in patient.studies.prefetch_related("series").order_by("-study_date", "pk"):
+        series = list(study.series.all())
+        matches, unsure = scope_matches(
+            scope_kind, scope_value, decision, study.study_uid,
+            {s.modality.upper() for s in series},
+            [frozenset(r for r in s.anatomy_regions.split("|") if r) for s in series])
+        if matches:
+            covered.append((study, unsure))
+    return covered
 
 
 def current_form(code: str = "imaging-use") -> ConsentForm:
@@ -116,7 +156,8 @@ def scans_with_decisions(patient: Patient, at: datetime
     """The patient's studies and, per purpose, what is allowed now: {(study, purpose): ...}."""
     tree = PurposeTree.load()
     purposes = _tree_order(tree)
-    studies = list(patient.studies.order_by("-study_date", "study_uid"))
+    studies = list(patient.studies.prefetch_related("series")
+                   .order_by("-study_date", "study_uid"))
     grid = {}
     for purpose in purposes:
         for study_id, result in decide_many(patient.studies.all(), purpose, at,
@@ -148,3 +189,21 @@ def needs_review(patient: Patient, at: datetime | None = None) -> bool:
         return False
     return any(r.form_id != form.pk and r.form.code == form.code and r.form.version < form.version
                for r in live_records(patient, at or timezone.now()).values())
+
+
+def records_outside_vocabulary() -> list[tuple[ConsentRecord, str]]:
+    """Records whose scope value no vocabulary code (or study of the patient) explains,
+    with why: written before the vocabulary's constraint, or under an older edition of it.
+    Reads modality and body-part records, and study records whose study is not the
+    patient's."""
+    known = {"modality": set(vocabulary.modalities()), "body_part": set(vocabulary.regions())}
+    found = []
+    for record in (ConsentRecord.objects.exclude(scope_kind="all").select_related("patient")
+                   .order_by("id").iterator()):
+        if record.scope_kind == "study":
+            if not ImagingStudy.objects.filter(patient_id=record.patient_id,
+                                               study_uid=record.scope_value).exists():
+                found.append((record, "no such study for this patient"))
+        elif record.scope_value not in known.get(record.scope_kind, set()):
+            found.append((record, f"not a known {record.scope_kind.replace('_', ' ')} code"))
+    return found

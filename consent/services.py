@@ -24,6 +24,7 @@ from consent.models import (
     Source,
 )
 from outbox.services import outbox_publish
+from registry import vocabulary
 from registry.models import ImagingStudy, Patient
 
 CONSENT_CHANGED = "consent.changed"
@@ -44,9 +45,14 @@ def normalise_scope(*, patient: Patient, scope_kind: str, scope_value: str) -> s
         if not ImagingStudy.objects.filter(patient=patient, study_uid=value).exists():
             raise ValidationError({"scope_value": "no such study for this patient"})
         return value
-    if len(value) > 64 or not value.replace(" ", "").replace("-", "").isalnum():
-        raise ValidationError({"scope_value": f"not a valid {scope_kind}: {value[:80]!r}"})
-    return value.upper()  # scopes compare case-insensitively
+    # Only the vocabulary's codes are stored, turned from what people type (MRI -> MR,
+    # "head and brain" -> HEAD); anything else is refused with the nearest known terms.
+    try:
+        if scope_kind == ScopeKind.MODALITY:
+            return vocabulary.canonical_modality(value)
+        return vocabulary.canonical_region(value)
+    except vocabulary.UnknownTerm as exc:
+        raise ValidationError({"scope_value": str(exc)}) from None
 
 
 @transaction.atomic

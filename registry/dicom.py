@@ -59,6 +59,10 @@ class DicomHeader:
     series_number: int | None
     series_description: str
     instance_number: int | None
+    # The other sources of a series' anatomy (registry/vocabulary.py reads them):
+    # Anatomic Region Sequence items as (coding scheme, code value), and Protocol Name.
+    anatomic_region_codes: tuple[tuple[str, str], ...] = ()
+    protocol_name: str = ""
 
 
 def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -214,4 +218,16 @@ def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
         series_number=parse_int(ds.get("SeriesNumber")),
         series_description=_text(ds, "SeriesDescription")[:255],
         instance_number=parse_int(ds.get("InstanceNumber")),
+        anatomic_region_codes=_region_codes(ds),
+        protocol_name=_text(ds, "ProtocolName")[:255],
     )
+
+
+def _region_codes(ds: pydicom.Dataset) -> tuple[tuple[str, str], ...]:
+    """Anatomic Region Sequence items (scheme, value); items without a value are skipped."""
+    found = []
+    for item in ds.get("AnatomicRegionSequence") or ():
+        value = _text(item, "CodeValue") or _text(item, "LongCodeValue")
+        if value:
+            found.append((_text(item, "CodingSchemeDesignator"), value[:64]))
+    return tuple(found)

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from registry.vocabulary import AnatomySource
+
 
 class Sex(models.TextChoices):
     FEMALE = "F", "Female"
@@ -71,10 +73,29 @@ class Series(models.Model):
     series_number = models.IntegerField(null=True, blank=True)
     description = models.CharField(max_length=255, blank=True)
     instance_count = models.PositiveIntegerField(default=0)
+    # What the series shows, as registry/vocabulary.py read it at registration: the parts
+    # ("BRAIN", or "CHEST\\ABDOMEN" from a description), where they were read, and the
+    # regions they lie in as "|HEAD|NECK|" ('' when unknown), which consent scopes match.
+    anatomy = models.CharField(max_length=64, blank=True)
+    anatomy_source = models.CharField(max_length=16, choices=AnatomySource.choices,
+                                      default=AnatomySource.UNKNOWN)
+    anatomy_regions = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["study", "series_number", "series_uid"]
         verbose_name_plural = "series"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(anatomy_source__in=[c for c, _ in AnatomySource.choices]),
+                name="series_anatomy_source_valid"),
+            # Unknown anatomy and no regions go together: the engine's fail-closed rule
+            # reads one, the desk shows the other.
+            models.CheckConstraint(
+                condition=(models.Q(anatomy_source=AnatomySource.UNKNOWN, anatomy_regions="")
+                           | (~models.Q(anatomy_source=AnatomySource.UNKNOWN)
+                              & models.Q(anatomy_regions__startswith="|"))),
+                name="series_anatomy_regions_known"),
+        ]
         indexes = [
             # Consent scopes and dataset selections by modality or body part.
             models.Index(fields=["modality", "study"], name="series_modality"),

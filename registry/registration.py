@@ -23,6 +23,7 @@ from audit.ledger import Actor
 from registry import events
 from registry.dicom import DicomHeader, DicomRejected, iter_files, read_header
 from registry.models import ImagingStudy, IngestJob, IngestStatus, Instance, Patient, Series
+from registry.vocabulary import anatomy_of
 
 BATCH_SIZE = 200
 INGEST_REQUESTED = "dicom.ingest_requested"
@@ -135,10 +136,16 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
             continue
         one_series = series.get(header.series_uid) or new_series.get(header.series_uid)
         if one_series is None:
+            # A series' anatomy is read from its first instance registered.
+            anatomy = anatomy_of(
+                body_part=header.body_part, region_codes=header.anatomic_region_codes,
+                texts=(header.series_description, header.study_description,
+                       header.protocol_name))
             one_series = new_series[header.series_uid] = Series(
                 series_uid=header.series_uid, study=study, modality=header.modality,
                 body_part=header.body_part, series_number=header.series_number,
-                description=header.series_description,
+                description=header.series_description, anatomy=anatomy.label,
+                anatomy_source=anatomy.source, anatomy_regions=anatomy.stored_regions,
             )
         elif one_series.study.study_uid != header.study_uid:
             outcomes[index] = _reject(header, "the series is registered in another study")

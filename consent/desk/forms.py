@@ -1,8 +1,10 @@
 """The desk's forms parse and validate input; the services do the writing."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from consent.models import ConsentForm, Decision, Purpose, ScopeKind, Source
+from consent.services import normalise_scope
 
 
 class InviteForm(forms.Form):
@@ -20,9 +22,12 @@ class PaperConsentForm(forms.Form):
     purpose = forms.ChoiceField()
     decision = forms.ChoiceField(choices=Decision.choices)
     scope_kind = forms.ChoiceField(choices=ScopeKind.choices, initial=ScopeKind.ALL)
-    scope_value = forms.CharField(max_length=64, required=False,
-                                  help_text="StudyInstanceUID, modality (MR) or body part "
-                                            "(HEAD); empty for all studies")
+    scope_value = forms.CharField(
+        max_length=64, required=False,
+        widget=forms.TextInput(attrs={"list": "scope-terms", "autocomplete": "off"}),
+        help_text="Empty for all studies; a StudyInstanceUID; a kind of scan (CT, MR, XRAY "
+                  "…, or MRI, X-ray, ultrasound); or a body region (HEAD, CHEST, SPINE …). "
+                  "Anything else is refused with the nearest terms.")
     source = forms.ChoiceField(choices=[(Source.PAPER, "Paper form"),
                                         (Source.VERBAL, "Verbal, witnessed")])
     form_version = forms.ModelChoiceField(queryset=ConsentForm.objects.order_by("-version"),
@@ -46,4 +51,13 @@ class PaperConsentForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("source") == Source.VERBAL and not cleaned.get("witness"):
             self.add_error("witness", "A verbal consent needs a witness.")
+        if "scope_kind" in cleaned and self.patient is not None:
+            # Turned into the stored code here (MRI -> MR) so the clerk sees what is kept.
+            try:
+                cleaned["scope_value"] = normalise_scope(
+                    patient=self.patient, scope_kind=cleaned["scope_kind"],
+                    scope_value=cleaned.get("scope_value", ""))
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    self.add_error(field if field in self.fields else None, errors)
         return cleaned

@@ -58,7 +58,7 @@ def patient(request, patient_id: int):
     return render(request, "desk/patient.html", {
         "patient": record, "rows": rows, "purposes": purposes,
         "history": selectors.patient_history(record)[:50],
-        "form": PaperConsentForm(patient=record)})
+        "form": PaperConsentForm(patient=record), **selectors.scope_terms()})
 
 
 @staff_only
@@ -68,7 +68,7 @@ def record_consent(request, patient_id: int):
     form = PaperConsentForm(request.POST, request.FILES, patient=record)
     if not form.is_valid():
         messages.error(request, "Nothing was recorded: " + "; ".join(
-            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+            f"{_label(form, field)}: {' '.join(errors)}" for field, errors in form.errors.items()))
         return redirect("desk-patient", patient_id=record.pk)
     data = form.cleaned_data
     try:
@@ -87,6 +87,13 @@ def record_consent(request, patient_id: int):
     else:
         messages.success(request, "Consent recorded.")
     return redirect("desk-patient", patient_id=record.pk)
+
+
+def _label(form: PaperConsentForm, field: str) -> str:
+    """The field as the clerk sees it on the page ("Scope value"), its name otherwise."""
+    if field in form.fields:
+        return str(form.fields[field].label or field.replace("_", " ").capitalize())
+    return "form"
 
 
 @staff_only

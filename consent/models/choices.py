@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from registry import vocabulary
 from registry.models import Patient
 
 
@@ -88,7 +89,8 @@ class ConsentRecord(models.Model):
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=8, choices=Decision.choices)
     scope_kind = models.CharField(max_length=16, choices=ScopeKind.choices)
-    # '' for all studies; a StudyInstanceUID; an upper-cased modality or body part.
+    # '' for all studies; a StudyInstanceUID; a modality code (or group, XRAY) or a body
+    # region code from registry/vocabulary.py.
     scope_value = models.CharField(max_length=64, blank=True)
     effective_from = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -119,11 +121,16 @@ class ConsentRecord(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(decision__in=["permit", "deny"]),
                                    name="consent_decision_valid"),
+            # Scope values are canonical: the newest record per scope and the engine's
+            # matching compare them as stored. A new vocabulary code needs a migration.
             models.CheckConstraint(
                 condition=(models.Q(scope_kind="all", scope_value="")
-                           | (models.Q(scope_kind__in=["study", "modality", "body_part"])
-                              & ~models.Q(scope_value=""))),
-                name="consent_scope_value_matches_kind"),
+                           | (models.Q(scope_kind="study") & ~models.Q(scope_value=""))
+                           | models.Q(scope_kind="modality",
+                                      scope_value__in=sorted(vocabulary.modalities()))
+                           | models.Q(scope_kind="body_part",
+                                      scope_value__in=list(vocabulary.regions()))),
+                name="consent_scope_value_canonical"),
             models.CheckConstraint(
                 condition=models.Q(expires_at__isnull=True)
                 | models.Q(expires_at__gt=models.F("effective_from")),

@@ -7,10 +7,25 @@ from consent.models import Decision, ScopeKind
 
 
 class ChoiceChangeForm(forms.Form):
+    """A change of choice. The exception form sends ``scope`` as "kind:value" from one list
+    whose every option is a valid pair, so no script is needed to keep "for" and "which"
+    consistent; the other buttons send ``scope_kind`` and ``scope_value``."""
+
     purpose = forms.SlugField(max_length=64)
     decision = forms.ChoiceField(choices=Decision.choices)
-    scope_kind = forms.ChoiceField(choices=ScopeKind.choices, initial=ScopeKind.ALL)
+    scope = forms.CharField(max_length=96, required=False)
+    scope_kind = forms.ChoiceField(choices=ScopeKind.choices, required=False)
     scope_value = forms.CharField(max_length=64, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("scope"):
+            kind, _, value = cleaned["scope"].partition(":")
+            if kind not in ScopeKind.values:
+                raise forms.ValidationError("Unknown kind of exception.")
+            cleaned["scope_kind"], cleaned["scope_value"] = kind, value
+        cleaned["scope_kind"] = cleaned.get("scope_kind") or ScopeKind.ALL
+        return cleaned
 
 
 class SetPasswordForm(forms.Form):

@@ -17,9 +17,10 @@ from consent.engine import PurposeTree
 from consent.invitations import InviteInvalid, invite_accept, invite_check
 from consent.models import ScopeKind, Source
 from consent.portal.forms import ChoiceChangeForm, SetPasswordForm
-from consent.services import consent_reaffirm, consent_record
+from consent.services import consent_reaffirm, consent_record, normalise_scope
 from consent.wording import mid_sentence
 from registry import selectors as registry_selectors
+from registry import vocabulary
 
 
 def _context(request, patient, tab):
@@ -82,17 +83,28 @@ def change(request, patient_id: int):
     except LookupError:
         messages.error(request, "Unknown purpose; nothing was changed.")
         return redirect("portal-choices", patient_id=patient.pk)
-    scope_label = _scope_label(patient, data["scope_kind"], data["scope_value"])
+    try:
+        # The stored form (a vocabulary code), so the confirmation shows what will be kept.
+        scope_value = normalise_scope(patient=patient, scope_kind=data["scope_kind"],
+                                      scope_value=data["scope_value"])
+    except ValidationError as exc:
+        messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
+        return redirect("portal-choices", patient_id=patient.pk)
+    scope_label = _scope_label(patient, data["scope_kind"], scope_value)
     if request.method == "GET":
         return render(request, "portal/confirm.html", {
-            **_context(request, patient, "choices"), "form": form, "purpose": purpose,
-            "decision": data["decision"], "scope_label": scope_label})
+            **_context(request, patient, "choices"), "purpose": purpose,
+            "decision": data["decision"], "scope_label": scope_label,
+            "scope_kind": data["scope_kind"], "scope_value": scope_value,
+            "covered": selectors.scans_covered(
+                patient, scope_kind=data["scope_kind"], scope_value=scope_value,
+                decision=data["decision"])})
     try:
         consent_record(
             patient=patient, purpose=purpose, decision=data["decision"],
             actor=_patient_actor(request), source=Source.PORTAL,
             form=selectors.current_form(), scope_kind=data["scope_kind"],
-            scope_value=data["scope_value"], **_proxy(request, patient))
+            scope_value=scope_value, **_proxy(request, patient))
     except ValidationError as exc:
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
         return redirect("portal-choices", patient_id=patient.pk)
@@ -110,9 +122,9 @@ def _scope_label(patient, kind: str, value: str) -> str:
         when = f" of {study.study_date:%d %b %Y}" if study.study_date else ""
         return f"your scan “{study.description or study.modalities}”{when}"
     if kind == ScopeKind.MODALITY:
-        return f"your {value.upper()} scans"
+        return "your X-rays" if value in vocabulary.modality_groups() else f"your {value} scans"
     if kind == ScopeKind.BODY_PART:
-        return f"scans of your {value.lower()}"
+        return f"scans of your {vocabulary.region_label(value)}"
     return "all your scans"
 
 

@@ -1,5 +1,6 @@
 from django import template
 
+from consent.engine import scope_words as _scope_words
 from consent.wording import mid_sentence
 
 register = template.Library()
@@ -15,3 +16,9 @@ def person_name(dicom_name: str) -> str:
 
 
 register.filter("mid_sentence", mid_sentence)
+
+
+@register.filter
+def scope_words(record) -> str:
+    """A record's scope in words: 'CT scans', 'scans of the head and brain'."""
+    return _scope_words(record.scope_kind, record.scope_value)

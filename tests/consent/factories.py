@@ -5,6 +5,7 @@ from itertools import count
 
 from consent.models import ConsentForm, ConsentRecord, Purpose
 from registry.models import ImagingStudy, Patient, Series
+from registry.vocabulary import anatomy_of
 
 _numbers = count(1)
 
@@ -25,9 +26,18 @@ def make_study(patient: Patient, *series: tuple[str, str]) -> ImagingStudy:
     n = next(_numbers)
     study = ImagingStudy.objects.create(study_uid=f"1.2.826.0.1.{n}", patient=patient)
     for index, (modality, body_part) in enumerate(series or [("CT", "CHEST")]):
-        Series.objects.create(series_uid=f"1.2.826.0.1.{n}.{index}", study=study,
-                              modality=modality, body_part=body_part)
+        make_series(study, f"1.2.826.0.1.{n}.{index}", modality, body_part)
     return study
+
+
+def make_series(study: ImagingStudy, series_uid: str, modality: str, body_part: str, *,
+                description: str = "") -> Series:
+    """A series whose anatomy is read the way registration reads it."""
+    anatomy = anatomy_of(body_part=body_part, texts=[description])
+    return Series.objects.create(series_uid=series_uid, study=study, modality=modality,
+                                 body_part=body_part.upper(), description=description,
+                                 anatomy=anatomy.label, anatomy_source=anatomy.source,
+                                 anatomy_regions=anatomy.stored_regions)
 
 
 def purpose(code: str) -> Purpose:

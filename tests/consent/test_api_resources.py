@@ -117,3 +117,39 @@ def test_the_schema_validates(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     text = target.read_text()
     assert "/api/v1/consent-checks" in text and "apiToken" in text
+
+
+# Issue 13: the API accepts only known codes or aliases and stores the code.
+
+@pytest.mark.parametrize(("kind", "typed", "stored"), [
+    ("modality", "MRI", "MR"), ("modality", "pet", "PT"), ("modality", "X-ray", "XRAY"),
+    ("modality", "mammogram", "MG"), ("body_part", "Head", "HEAD"),
+    ("body_part", "legs", "LOWERLIMB"),
+])
+def test_the_api_stores_the_code_for_an_alias(staff, hospital, kind, typed, stored):
+    alice, _, _ = hospital
+    response = as_user(staff).post("/api/v1/consents", {
+        "patient": alice.pk, "purpose": "research", "decision": "deny",
+        "scope_kind": kind, "scope_value": typed}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["scope_value"] == stored
+
+
+@pytest.mark.parametrize(("path", "kind", "typed", "suggested"), [
+    ("/api/v1/consents", "body_part", "BRAINZ", "HEAD"),
+    ("/api/v1/consents", "modality", "MRII", "MR"),
+    ("/api/v1/consents", "modality", "CHEST", ""),
+    ("/api/v1/consents/withdraw", "body_part", "chestt", "CHEST"),
+    ("/api/v1/consents/withdraw", "body_part", "KNEE", "LOWERLIMB"),
+])
+def test_the_api_refuses_terms_outside_the_vocabulary_with_the_nearest(
+        staff, hospital, path, kind, typed, suggested):
+    alice, _, _ = hospital
+    response = as_user(staff).post(path, {
+        "patient": alice.pk, "purpose": "research", "decision": "deny",
+        "scope_kind": kind, "scope_value": typed}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "scope_value"
+    assert typed in error["message"] and suggested in error["message"]
+    assert ConsentRecord.objects.count() == 0

@@ -1,7 +1,7 @@
 """POST /api/v1/consent-checks: the contract, bad payloads, scopes, and agreement with
 decide() for every study."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -110,7 +110,10 @@ def test_tokens_need_consent_read_and_patients_are_refused(staff, patient):
 def test_the_batch_check_answers_exactly_as_decide(staff, world):
     purposes, studies = build(world)
     client = as_user(staff)
-    when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=world[-1][0], hours=6)
+    day, hour, zone = world[-1][0]
+    # Any time zone: the API answers for the instant, as decide does.
+    when = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=day, hours=hour)).astimezone(
+        timezone(timedelta(hours=zone)))
     for purpose in purposes:
         response = client.post(URL, {"purpose": purpose.code, "at": when.isoformat(),
                                      "study_instance_uids": [s.study_uid for s in studies]},

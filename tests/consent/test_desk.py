@@ -127,3 +127,81 @@ def test_every_desk_search_is_logged_and_its_terms_stay_out_of_the_url(staff, pa
     # A search in the query string is not run.
     assert "Liddell" not in client.get("/desk/?q=Liddell").content.decode()
     assert searches.count() == 2
+
+
+# Issue 13: nothing outside the vocabulary is stored; each series' anatomy is shown.
+
+def _desk_post(staff, patient, **overrides):
+    from consent.models import ConsentForm
+
+    data = paper(form_version=ConsentForm.objects.get(version=1).pk)
+    data.update(overrides)
+    return client_for(staff).post(f"/desk/patients/{patient.pk}/consent/", data,
+                                  follow=True)
+
+
+def test_the_desk_refuses_brainz_with_suggestions(staff, patient):
+    """Reproduction: a paper consent scoped to "BRAINZ" was stored as a permanent record
+    that matches nothing."""
+    page = _desk_post(staff, patient, scope_kind="body_part",
+                      scope_value="BRAINZ").content.decode()
+    assert "Nothing was recorded" in page
+    assert "Scope value" in page and "BRAINZ" in page
+    assert "did you mean HEAD (head and brain)" in page
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_the_desk_stores_mri_as_mr(staff, patient):
+    """Reproduction: "MRI" (the DICOM code is MR) was stored as typed."""
+    page = _desk_post(staff, patient, scope_kind="modality", scope_value="MRI",
+                      decision="deny").content.decode()
+    assert "Consent recorded" in page
+    assert ConsentRecord.objects.get().scope_value == "MR"
+
+
+@pytest.mark.parametrize(("kind", "typed", "stored"), [
+    ("body_part", "head", "HEAD"), ("body_part", "Head and brain", "HEAD"),
+    ("body_part", "brain", "HEAD"), ("modality", "x-ray", "XRAY"),
+    ("modality", "ultrasound", "US"), ("modality", "CAT scan", "CT"),
+])
+def test_the_desk_canonicalises_what_the_clerk_types(staff, patient, kind, typed, stored):
+    _desk_post(staff, patient, scope_kind=kind, scope_value=typed)
+    assert ConsentRecord.objects.get().scope_value == stored
+
+
+@pytest.mark.parametrize(("kind", "typed", "message"), [
+    ("modality", "CHEST", "not a kind of scan"),
+    ("body_part", "MR", "not a part of the body"),
+    ("body_part", "KNEE", "LOWERLIMB"),
+    ("body_part", "", "needs a value"),
+    ("modality", "%' OR 1=1 --", "not a kind of scan"),
+    ("modality", "M" * 65, "Scope value"),
+    ("all", "HEAD", "takes no value"),
+    ("nonsense", "HEAD", "Scope kind"),
+])
+def test_the_desk_refuses_scope_values_outside_the_vocabulary(staff, patient, kind, typed,
+                                                              message):
+    page = _desk_post(staff, patient, scope_kind=kind, scope_value=typed).content.decode()
+    assert "Nothing was recorded" in page and message in page
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_the_desk_offers_the_vocabulary_as_suggestions(staff, patient):
+    page = client_for(staff).get(f"/desk/patients/{patient.pk}/").content.decode()
+    assert '<datalist id="scope-terms">' in page
+    assert '<option value="HEAD">head and brain</option>' in page
+    assert '<option value="XRAY">' in page and 'list="scope-terms"' in page
+
+
+def test_the_patient_page_shows_each_series_anatomy_and_its_source(staff, patient):
+    from tests.consent.factories import make_series
+
+    study = make_study(patient, ("MR", "BRAIN"))
+    make_series(study, f"{study.study_uid}.8", "MR", "", description="AX T2 BRAIN")
+    make_series(study, f"{study.study_uid}.9", "MR", "")
+    page = client_for(staff).get(f"/desk/patients/{patient.pk}/").content.decode()
+    row = page.split(f'data-study="{study.study_uid}"')[1].split("</tr>")[0]
+    assert "BRAIN</span> <span class=\"anatomy-source\">(from Body Part Examined)" in row
+    assert "(from description or protocol name)" in row
+    assert "anatomy not recorded</span>" in row
+

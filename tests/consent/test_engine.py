@@ -4,6 +4,7 @@ import pytest
 from django.db import connection, transaction
 
 from consent.engine import FAIL_CLOSED, ConsentUnavailable, decide, decide_many
+from consent.models import ConsentRecord
 from registry.models import ImagingStudy
 from tests.consent.factories import at, make_patient, make_record, make_study
 
@@ -205,3 +206,161 @@ def test_decide_many_issues_a_constant_number_of_queries(count, django_assert_nu
                                 at(1))
     assert len(decisions) == count
     assert all(d.allowed for d in decisions.values())
+
+
+# Issue 13: a "no" matches what the patient meant, and unknown anatomy fails closed.
+
+def test_a_moment_in_another_time_zone_is_the_same_instant_in_sql():
+    """Reproduction: a deny recorded 2026-06-01 00:00Z, decided at 2026-05-31 17:00-08:00
+    (01:00Z): decide said deny, decide_many on SQLite said permit by default policy."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from tests.consent.factories import form, purpose
+
+    study = make_study(make_patient(), ("CT", "CHEST"))
+    consent_form = form()
+    deny = ConsentRecord.objects.create(
+        patient=study.patient, purpose=purpose("ai-training"), decision="deny",
+        scope_kind="all", scope_value="", recorded_at=datetime(2026, 6, 1, tzinfo=UTC),
+        effective_from=datetime(2026, 6, 1, tzinfo=UTC), source="staff",
+        recorded_by_label="test", form=consent_form, text_sha256=consent_form.text_sha256)
+    pacific = datetime(2026, 5, 31, 17, 0, tzinfo=timezone(timedelta(hours=-8)))
+    result = both(study, "ai-training", pacific)
+    assert not result.allowed and result.record_ids == (deny.pk,)
+    # And one minute before the instant, nothing was on file yet, in any zone.
+    before = datetime(2026, 5, 31, 15, 59, tzinfo=timezone(timedelta(hours=-8)))
+    assert both(study, "ai-training", before).by_default_policy
+
+
+def test_a_naive_moment_fails_closed():
+    from datetime import datetime
+
+    study = make_study(make_patient(), ("CT", "CHEST"))
+    assert decide(study, "education", datetime(2026, 6, 1)) == FAIL_CLOSED  # noqa: DTZ001
+    with pytest.raises(ConsentUnavailable):
+        decide_many(ImagingStudy.objects.filter(pk=study.pk), "education",
+                    datetime(2026, 6, 1))  # noqa: DTZ001
+
+
+@pytest.mark.parametrize("value", ["head", "Head", "MRI", "BRAINZ", "KNEE", "HEAD "])
+def test_the_database_refuses_a_scope_value_outside_the_vocabulary(value):
+    from django.db import IntegrityError
+
+    patient = make_patient()
+    kind = "modality" if value == "MRI" else "body_part"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_record(patient, "ai-training", "deny", scope_kind=kind, scope_value=value)
+
+
+def test_newest_per_scope_groups_on_the_canonical_value():
+    """The service stores "mri", "MR" and "MRI" as one scope, so the newest wins."""
+    from consent.services import normalise_scope
+
+    patient = make_patient()
+    study = make_study(patient, ("MR", "BRAIN"))
+    values = [normalise_scope(patient=patient, scope_kind="modality", scope_value=typed)
+              for typed in ("mri", "MR", "Mri scan")]
+    assert values == ["MR", "MR", "MR"]
+    make_record(patient, "ai-training", "deny", scope_kind="modality", scope_value=values[0])
+    permit = make_record(patient, "ai-training", "permit", scope_kind="modality",
+                         scope_value=values[2], recorded=1)
+    assert both(study, "ai-training", at(2)).record_ids == (permit.pk,)
+
+
+@pytest.mark.parametrize(("body_part", "description"), [
+    ("BRAIN", ""), ("SKULL", ""), ("HEAD", ""), ("ORBIT", ""), ("HEADNECK", ""),
+    ("", "MR BRAIN WITHOUT CONTRAST"),
+])
+def test_a_no_to_head_and_brain_covers_every_name_of_the_head(body_part, description):
+    """Reproduction: a paper "no to head scans" (HEAD) left an MR whose series say BRAIN
+    allowed for AI training."""
+    from tests.consent.factories import make_series
+
+    patient = make_patient()
+    study = ImagingStudy.objects.create(study_uid=f"1.2.826.0.9.{patient.pk}",
+                                        patient=patient)
+    make_series(study, f"{study.study_uid}.1", "MR", body_part, description=description)
+    make_record(patient, "ai-training", "permit")
+    no_head = make_record(patient, "ai-training", "deny", scope_kind="body_part",
+                          scope_value="HEAD")
+    result = both(study, "ai-training", at(1))
+    assert not result.allowed and result.record_ids == (no_head.pk,)
+    assert "scans of the head and brain" in result.reason
+    assert "anatomy not recorded" not in result.reason
+
+
+def test_a_no_to_head_and_brain_matches_a_series_with_unknown_anatomy():
+    patient = make_patient()
+    unknown = make_study(patient, ("CR", ""))
+    chest = make_study(patient, ("CR", "CHEST"))
+    make_record(patient, "ai-training", "permit")
+    no_head = make_record(patient, "ai-training", "deny", scope_kind="body_part",
+                          scope_value="HEAD")
+    result = both(unknown, "ai-training", at(1))
+    assert not result.allowed and result.record_ids == (no_head.pk,)
+    assert ("anatomy not recorded, so the no to scans of the head and brain may apply"
+            in result.reason)
+    assert both(chest, "ai-training", at(1)).allowed
+
+
+def test_one_unknown_series_is_enough_for_a_no_to_match():
+    patient = make_patient()
+    study = make_study(patient, ("CT", "CHEST"), ("CT", ""))
+    no_head = make_record(patient, "ai-training", "deny", scope_kind="body_part",
+                          scope_value="HEAD")
+    make_record(patient, "ai-training", "permit")
+    assert both(study, "ai-training", at(1)).record_ids == (no_head.pk,)
+
+
+def test_a_study_without_series_has_unknown_anatomy():
+    patient = make_patient()
+    study = ImagingStudy.objects.create(study_uid="1.2.826.0.8.1", patient=patient)
+    no_chest = make_record(patient, "education", "deny", scope_kind="body_part",
+                           scope_value="CHEST")
+    assert both(study, "education", at(1)).record_ids == (no_chest.pk,)
+
+
+def test_a_yes_for_a_region_never_covers_unknown_anatomy():
+    patient = make_patient()
+    unknown = make_study(patient, ("US", ""))
+    head = make_study(patient, ("MR", "BRAIN"))
+    yes_head = make_record(patient, "ai-training", "permit", scope_kind="body_part",
+                           scope_value="HEAD")
+    assert both(unknown, "ai-training", at(1)).by_default_policy
+    assert both(head, "ai-training", at(1)).record_ids == (yes_head.pk,)
+
+
+def test_a_yes_for_one_region_does_not_cover_a_series_spanning_two():
+    patient = make_patient()
+    head_neck = make_study(patient, ("CT", "HEADNECK"))
+    yes_head = make_record(patient, "ai-training", "permit", scope_kind="body_part",
+                           scope_value="HEAD")
+    assert both(head_neck, "ai-training", at(1)).by_default_policy
+    no_neck = make_record(patient, "ai-training", "deny", scope_kind="body_part",
+                          scope_value="NECK", recorded=1)
+    assert both(head_neck, "ai-training", at(2)).record_ids == (no_neck.pk,)
+    assert yes_head.pk
+
+
+def test_a_no_to_x_rays_covers_computed_and_digital_radiographs():
+    patient = make_patient()
+    cr, dx, ct = (make_study(patient, (m, "CHEST")) for m in ("CR", "DX", "CT"))
+    make_record(patient, "research", "permit")
+    no_xray = make_record(patient, "research", "deny", scope_kind="modality",
+                          scope_value="XRAY")
+    assert both(cr, "research", at(1)).record_ids == (no_xray.pk,)
+    assert both(dx, "research", at(1)).record_ids == (no_xray.pk,)
+    assert both(ct, "research", at(1)).allowed
+    assert "X-ray scans" in both(cr, "research", at(1)).reason
+
+
+def test_a_kind_of_scan_named_with_a_body_part_is_refused():
+    """Reproduction: the portal saved "a kind of scan" with "Chest" as a modality scope
+    that matched nothing."""
+    from django.core.exceptions import ValidationError
+
+    from consent.services import normalise_scope
+
+    with pytest.raises(ValidationError) as refused:
+        normalise_scope(patient=make_patient(), scope_kind="modality", scope_value="CHEST")
+    assert "scope_value" in refused.value.message_dict

@@ -1,19 +1,33 @@
 """decide_many (SQL) and decide (Python) give the same answer for every study, over random
-purpose trees, records and studies."""
+purpose trees, records, studies and moments: moments in any time zone, scope values typed
+in any case or as aliases (canonicalised by the service's normalise_scope), series whose
+anatomy is a region, spans regions, is read from a description or is unknown."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.engine import PurposeTree, decide, decide_many
 from consent.models import ConsentForm, ConsentRecord, Purpose
-from registry.models import ImagingStudy, Patient, Series
+from consent.services import normalise_scope
+from registry.models import ImagingStudy, Patient
+from tests.consent.factories import make_series
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MODALITIES = ["CT", "MR", "US"]
-BODY_PARTS = ["HEAD", "CHEST", "KNEE", ""]
+MODALITIES = ["CT", "MR", "US", "CR", "DX", "ct", "mr"]
+# Body Part Examined as files carry it: in a region, spanning regions, lower case, a
+# vendor's variant, not a defined term, absent.
+BODY_PARTS = ["HEAD", "BRAIN", "SKULL", "CHEST", "KNEE", "HEADNECK", "CHESTABDOMEN",
+              "head", "Chest", "THORAX", "SKIN", ""]
+DESCRIPTIONS = ["", "MR BRAIN", "CT CHEST ABDOMEN", "SCOUT"]
+# What people type for a scope; normalise_scope stores the canonical code.
+MODALITY_INPUT = ["CT", "mr", "MRI", "Us", "x-ray", "CR"]
+REGION_INPUT = ["HEAD", "head", "Head and brain", "CHEST", "lungs", "Neck", "ABDOMEN",
+                "legs"]
+# Offsets of the moment a decision is asked for, hours from UTC.
+ZONES = [0, -8, 5.5, 14, -12]
 
 
 @st.composite
@@ -27,8 +41,8 @@ def worlds(draw):
     n_patients = draw(st.integers(1, 3))
     studies = draw(st.lists(st.tuples(
         st.integers(0, n_patients - 1),
-        st.lists(st.tuples(st.sampled_from([*MODALITIES, "ct", "mr"]),
-                           st.sampled_from([*BODY_PARTS, "head", "Chest"])),
+        st.lists(st.tuples(st.sampled_from(MODALITIES), st.sampled_from(BODY_PARTS),
+                           st.sampled_from(DESCRIPTIONS)),
                  min_size=0, max_size=3)),
         min_size=1, max_size=5))
     records = draw(st.lists(st.fixed_dictionaries({
@@ -37,14 +51,17 @@ def worlds(draw):
         "decision": st.sampled_from(["permit", "deny"]),
         "scope": st.one_of(
             st.just(("all", "")),
-            st.tuples(st.just("modality"), st.sampled_from(MODALITIES)),
-            st.tuples(st.just("body_part"), st.sampled_from(["HEAD", "CHEST", "KNEE"])),
+            st.tuples(st.just("modality"), st.sampled_from(MODALITY_INPUT)),
+            st.tuples(st.just("body_part"), st.sampled_from(REGION_INPUT)),
             st.tuples(st.just("study"), st.integers(0, 4))),
         "recorded": st.integers(0, 20),
+        "recorded_hour": st.sampled_from([0, 6, 23]),
         "effective_delay": st.integers(0, 5),
         "lasts": st.none() | st.integers(1, 10),
     }), max_size=12))
-    moments = draw(st.lists(st.integers(-1, 30), min_size=1, max_size=3))
+    moments = draw(st.lists(st.tuples(st.integers(-1, 30), st.sampled_from([0, 1, 6, 17]),
+                                      st.sampled_from(ZONES)),
+                            min_size=1, max_size=3))
     return parents, policies, n_patients, studies, records, moments
 
 
@@ -61,19 +78,22 @@ def build(world):
     for n, (patient_index, series) in enumerate(study_specs):
         study = ImagingStudy.objects.create(study_uid=f"2.25.{int(tag, 16)}.{n}",
                                             patient=patients[patient_index])
-        for m, (modality, body_part) in enumerate(series):
-            Series.objects.create(series_uid=f"{study.study_uid}.{m}", study=study,
-                                  modality=modality, body_part=body_part)
+        for m, (modality, body_part, description) in enumerate(series):
+            make_series(study, f"{study.study_uid}.{m}", modality, body_part,
+                        description=description)
         studies.append(study)
     form = ConsentForm.objects.get(code="imaging-use", version=1)
     for spec in record_specs:
         kind, value = spec["scope"]
+        patient = patients[spec["patient"]]
         if kind == "study":
             value = studies[value % len(studies)].study_uid
-        recorded = T0 + timedelta(days=spec["recorded"])
+            patient = studies[spec["scope"][1] % len(studies)].patient
+        value = normalise_scope(patient=patient, scope_kind=kind, scope_value=value)
+        recorded = T0 + timedelta(days=spec["recorded"], hours=spec["recorded_hour"])
         effective = recorded + timedelta(days=spec["effective_delay"])
         ConsentRecord.objects.create(
-            patient=patients[spec["patient"]], purpose=purposes[spec["purpose"]],
+            patient=patient, purpose=purposes[spec["purpose"]],
             decision=spec["decision"], scope_kind=kind, scope_value=value,
             recorded_at=recorded, effective_from=effective,
             expires_at=(effective + timedelta(days=spec["lasts"])) if spec["lasts"] else None,
@@ -82,15 +102,16 @@ def build(world):
     return purposes, studies
 
 
-@settings(max_examples=120, deadline=None,
+@settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(world=worlds())
 def test_decide_many_equals_decide_for_every_study(db, world):
     purposes, studies = build(world)
     tree = PurposeTree.load()
     selection = ImagingStudy.objects.filter(pk__in=[s.pk for s in studies])
-    for moment in world[-1]:
-        when = T0 + timedelta(days=moment, hours=6)
+    for day, hour, zone in world[-1]:
+        when = (T0 + timedelta(days=day, hours=hour)).astimezone(
+            timezone(timedelta(hours=zone)))
         for purpose in purposes:
             many = decide_many(selection, purpose.code, when, tree=tree)
             assert set(many) == {s.pk for s in studies}

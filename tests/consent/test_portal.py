@@ -289,3 +289,108 @@ def test_a_patient_opens_their_own_scan_but_not_someone_elses(patient, other_pat
     assert client.get(reverse("portal-scan", args=[patient.pk, bobs.pk])).status_code == 404
     assert client.get(reverse("portal-scan", args=[other_patient.pk, bobs.pk])
                       ).status_code == 404
+
+
+# Issue 13: the exception form offers only valid pairs and shows what it covers.
+
+def _options(page: str) -> list[str]:
+    import re
+
+    form = page.split('name="scope"')[1].split("</select>")[0]
+    return re.findall(r'<option value="([^"]+)"', form)
+
+
+def test_the_exception_form_offers_only_pairs_the_vocabulary_knows(patient, alice_studies):
+    from registry import vocabulary
+
+    page = client_for(patient.user).get(url("portal-choices", patient)).content.decode()
+    options = _options(page)
+    kinds = {}
+    for option in options:
+        kind, _, value = option.partition(":")
+        kinds.setdefault(kind, []).append(value)
+    assert kinds["body_part"] == list(vocabulary.regions())
+    assert set(kinds["modality"]) >= {"CT", "MR", "XRAY", "CR"}
+    assert set(kinds["modality"]) <= set(vocabulary.modalities())
+    assert set(kinds["study"]) == {s.study_uid for s in alice_studies}
+    assert 'value="body_part:HEAD">Head and brain</option>' in page
+    assert "<script" not in page.split('class="add-exception"')[1].split("</details>")[0]
+
+
+def test_a_kind_of_scan_with_chest_is_refused_not_saved(patient, alice_studies):
+    """Reproduction: "a kind of scan" with "Chest" was saved as a modality scope that
+    matched nothing, and the patient's CR CHEST PA stayed allowed."""
+    client = client_for(patient.user)
+    params = {"purpose": "research", "decision": "deny", "scope_kind": "modality",
+              "scope_value": "CHEST"}
+    for response in (client.get(url("portal-change", patient), params, follow=True),
+                     client.post(url("portal-change", patient), params, follow=True)):
+        page = response.content.decode()
+        assert "Nothing was changed" in page and "not a kind of scan" in page
+    assert not ConsentRecord.objects.exists()
+
+
+def test_the_confirmation_lists_the_scans_the_exception_covers(patient, alice_studies):
+    from registry.models import ImagingStudy
+
+    ImagingStudy.objects.filter(pk=alice_studies[0].pk).update(description="CT HEAD")
+    unknown = make_study(patient, ("DX", ""))
+    ImagingStudy.objects.filter(pk=unknown.pk).update(description="DX SCOUT")
+    client = client_for(patient.user)
+    page = client.get(url("portal-change", patient), {
+        "purpose": "ai-training", "decision": "deny", "scope": "body_part:HEAD"}
+    ).content.decode()
+    assert "scans of your head and brain" in page
+    assert "This applies to 2 of your scans:" in page
+    assert "CT HEAD" in page
+    assert "DX SCOUT" in page and "not recorded for this scan" in page
+    assert 'name="scope_value" value="HEAD"' in page
+    # A yes to the same region covers only the scan known to be of the head.
+    page = client.get(url("portal-change", patient), {
+        "purpose": "ai-training", "decision": "permit", "scope": "body_part:HEAD"}
+    ).content.decode()
+    assert "This applies to 1 of your scans:" in page and "DX SCOUT" not in page
+
+
+def test_the_confirmation_says_plainly_when_it_covers_nothing(patient, alice_studies):
+    page = client_for(patient.user).get(url("portal-change", patient), {
+        "purpose": "ai-training", "decision": "deny", "scope": "modality:MG"}
+    ).content.decode()
+    assert "This covers none of your scans today" in page
+    assert "your MG scans" in page
+
+
+def test_an_x_ray_exception_covers_the_chest_radiograph(patient, alice_studies):
+    client = client_for(patient.user)
+    params = {"purpose": "research", "decision": "deny", "scope": "modality:XRAY"}
+    page = client.get(url("portal-change", patient), params).content.decode()
+    assert "your X-rays" in page and "This applies to 1 of your scans:" in page
+    client.post(url("portal-change", patient), {
+        "purpose": "research", "decision": "deny", "scope_kind": "modality",
+        "scope_value": "XRAY"})
+    assert ConsentRecord.objects.get().scope_value == "XRAY"
+
+
+@pytest.mark.parametrize("scope", [
+    "nonsense:HEAD", "modality:", "body_part:BRAINZ", "modality:CHEST", "study:1.2.3.4",
+    "body_part:" + "H" * 90, "HEAD", ":", "body_part:|HEAD|",
+])
+def test_broken_exception_scopes_are_refused_and_change_nothing(patient, alice_studies,
+                                                                scope):
+    client = client_for(patient.user)
+    params = {"purpose": "research", "decision": "deny", "scope": scope}
+    for response in (client.get(url("portal-change", patient), params, follow=True),
+                     client.post(url("portal-change", patient), params, follow=True)):
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert "Nothing was changed" in page or "could not be understood" in page
+    assert not ConsentRecord.objects.exists()
+
+
+def test_another_patients_study_cannot_be_named_in_an_exception(patient, other_patient,
+                                                                alice_studies):
+    bobs = make_study(other_patient, ("MR", "KNEE"))
+    client = client_for(patient.user)
+    client.post(url("portal-change", patient), {
+        "purpose": "research", "decision": "deny", "scope": f"study:{bobs.study_uid}"})
+    assert not ConsentRecord.objects.exists()

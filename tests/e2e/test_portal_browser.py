@@ -46,13 +46,14 @@ def test_patient_accepts_invite_opts_out_of_ai_for_head_scans(committed_db, live
     page.get_by_role("button", name="Confirm").click()
     assert "Saved" in page.locator(".messages").inner_text()
 
-    page.get_by_text("Make an exception for one scan or a kind of scan").click()
+    page.get_by_text("Make an exception for one scan, a kind of scan or a part of the body"
+                      ).click()
     page.get_by_label("Use").select_option("ai-training")
     page.get_by_label("Answer").select_option("deny")
-    page.get_by_label("For").select_option("body_part")
-    page.get_by_label("Which").select_option("HEAD")
+    page.get_by_label("For").select_option("body_part:HEAD")
     page.get_by_role("button", name="Continue").click()
     assert "scans of your head" in page.locator(".confirm-text").inner_text()
+    assert "This applies to 1 of your scans" in page.locator(".coverage").inner_text()
     shot(page, "portal-confirm")
     page.get_by_role("button", name="Confirm").click()
     assert "Saved" in page.locator(".messages").inner_text()
