@@ -11,9 +11,9 @@ To decide whether study S of patient P may be used for purpose U at time T:
 4. No candidates: U's default policy.
 
 Two forms of the same rule: ``decide`` for one study, in Python over the patient's records;
-``decide_many`` for any number of studies, in one SQL statement (plus one query for the
-purpose tree). ``tests/consent/test_engine_property.py`` holds them to the same answers.
-Both end in ``conclude``, so the words of a decision are written once.
+``decide_many`` for any number of studies, in one SQL statement (``consent/decide_sql.py``,
+plus one query for the purpose tree). ``tests/consent/test_engine_property.py`` holds them
+to the same answers. Both end in ``conclude``, so the words of a decision are written once.
 
 When anything needed cannot be read, the answer is deny ("fail closed"). So too for
 anatomy: a body-part deny also matches a study with a series whose anatomy is unknown (or

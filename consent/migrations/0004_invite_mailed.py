@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('consent', '0002_seed_purposes_and_guard_records'),
+        ('consent', '0003_canonical_scope_values'),
     ]
 
     operations = [
