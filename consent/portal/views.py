@@ -71,9 +71,12 @@ def choices(request, patient_id: int):
 @login_required
 @require_http_methods(["GET", "POST"])
 def change(request, patient_id: int):
-    """GET shows what will change and asks to confirm; POST records it."""
+    """A first POST shows what will change and asks to confirm; the confirmation's POST
+    records it. POSTed, because a scan's StudyInstanceUID must never go in a URL."""
     patient = selectors.patient_for_user(request.user, patient_id)
-    form = ChoiceChangeForm(request.POST if request.method == "POST" else request.GET)
+    if request.method == "GET":
+        return redirect("portal-choices", patient_id=patient.pk)
+    form = ChoiceChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "That change could not be understood; nothing was changed.")
         return redirect("portal-choices", patient_id=patient.pk)
@@ -91,7 +94,7 @@ def change(request, patient_id: int):
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
         return redirect("portal-choices", patient_id=patient.pk)
     scope_label = _scope_label(patient, data["scope_kind"], scope_value)
-    if request.method == "GET":
+    if request.POST.get("confirmed") != "yes":
         return render(request, "portal/confirm.html", {
             **_context(request, patient, "choices"), "purpose": purpose,
             "decision": data["decision"], "scope_label": scope_label,

@@ -68,12 +68,15 @@ def test_changing_a_choice_asks_for_confirmation_then_records_it(patient, alice_
     client = client_for(patient.user)
     params = {"purpose": "ai-training", "decision": "deny", "scope_kind": "body_part",
               "scope_value": "HEAD"}
-    confirm = client.get(url("portal-change", patient), params)
+    assert client.get(url("portal-change", patient), params)["Location"].endswith(
+        "/choices/")  # nothing to confirm in a URL
+    confirm = client.post(url("portal-change", patient), params)
     assert confirm.status_code == 200
     assert b"Confirm your choice" in confirm.content
     assert ConsentRecord.objects.count() == 0  # nothing until confirmed
 
-    done = client.post(url("portal-change", patient), params, follow=True)
+    done = client.post(url("portal-change", patient), {**params, "confirmed": "yes"},
+                       follow=True)
     assert done.status_code == 200
     assert "Saved" in done.content.decode()
     record = ConsentRecord.objects.get()
@@ -89,10 +92,10 @@ def test_changing_a_choice_asks_for_confirmation_then_records_it(patient, alice_
 
 def test_my_scans_shows_what_is_allowed_per_purpose(patient, alice_studies):
     client = client_for(patient.user)
-    client.post(url("portal-change", patient), {"purpose": "ai-training",
+    client.post(url("portal-change", patient), {"purpose": "ai-training", "confirmed": "yes",
                                                 "decision": "permit", "scope_kind": "all"})
     client.post(url("portal-change", patient), {"purpose": "ai-training", "decision": "deny",
-                                                "scope_kind": "body_part",
+                                                "confirmed": "yes", "scope_kind": "body_part",
                                                 "scope_value": "head"})
     page = client.get(url("portal-scans", patient)).content.decode()
     head_row = page.split(f'data-study="{alice_studies[0].study_uid}"')[1].split("</tr>")[0]
@@ -126,7 +129,8 @@ def test_a_guardian_manages_a_dependants_choices_labelled_as_such(patient, other
     page = client.get(url("portal-choices", other_patient)).content.decode()
     assert "Acting as parent" in page
     client.post(url("portal-change", other_patient), {"purpose": "education",
-                                                      "decision": "deny", "scope_kind": "all"})
+                                                      "decision": "deny", "scope_kind": "all",
+                                                      "confirmed": "yes"})
     record = ConsentRecord.objects.get()
     assert (record.patient, record.proxy_relationship) == (other_patient, "parent")
     assert "(parent)" in client.get(url("portal-history", other_patient)).content.decode()
@@ -142,9 +146,9 @@ def test_uses_page_explains_its_empty_state(patient):
 def test_a_new_consent_text_asks_for_review_until_the_patient_keeps_or_changes(patient):
     client = client_for(patient.user)
     client.post(url("portal-change", patient), {"purpose": "education", "decision": "deny",
-                                                "scope_kind": "all"})
+                                                "scope_kind": "all", "confirmed": "yes"})
     client.post(url("portal-change", patient), {"purpose": "ai-training", "decision": "permit",
-                                                "scope_kind": "all"})
+                                                "scope_kind": "all", "confirmed": "yes"})
     assert "has changed" not in client.get(url("portal-choices", patient)).content.decode()
     v2 = ConsentForm.objects.create(code="imaging-use", version=2, title="v2", text="new",
                                     text_sha256="0" * 64, published_at=timezone.now())
@@ -323,8 +327,9 @@ def test_a_kind_of_scan_with_chest_is_refused_not_saved(patient, alice_studies):
     client = client_for(patient.user)
     params = {"purpose": "research", "decision": "deny", "scope_kind": "modality",
               "scope_value": "CHEST"}
-    for response in (client.get(url("portal-change", patient), params, follow=True),
-                     client.post(url("portal-change", patient), params, follow=True)):
+    for response in (client.post(url("portal-change", patient), params, follow=True),
+                     client.post(url("portal-change", patient), {**params, "confirmed": "yes"},
+                                 follow=True)):
         page = response.content.decode()
         assert "Nothing was changed" in page and "not a kind of scan" in page
     assert not ConsentRecord.objects.exists()
@@ -337,7 +342,7 @@ def test_the_confirmation_lists_the_scans_the_exception_covers(patient, alice_st
     unknown = make_study(patient, ("DX", ""))
     ImagingStudy.objects.filter(pk=unknown.pk).update(description="DX SCOUT")
     client = client_for(patient.user)
-    page = client.get(url("portal-change", patient), {
+    page = client.post(url("portal-change", patient), {
         "purpose": "ai-training", "decision": "deny", "scope": "body_part:HEAD"}
     ).content.decode()
     assert "scans of your head and brain" in page
@@ -346,14 +351,14 @@ def test_the_confirmation_lists_the_scans_the_exception_covers(patient, alice_st
     assert "DX SCOUT" in page and "not recorded for this scan" in page
     assert 'name="scope_value" value="HEAD"' in page
     # A yes to the same region covers only the scan known to be of the head.
-    page = client.get(url("portal-change", patient), {
+    page = client.post(url("portal-change", patient), {
         "purpose": "ai-training", "decision": "permit", "scope": "body_part:HEAD"}
     ).content.decode()
     assert "This applies to 1 of your scans:" in page and "DX SCOUT" not in page
 
 
 def test_the_confirmation_says_plainly_when_it_covers_nothing(patient, alice_studies):
-    page = client_for(patient.user).get(url("portal-change", patient), {
+    page = client_for(patient.user).post(url("portal-change", patient), {
         "purpose": "ai-training", "decision": "deny", "scope": "modality:MG"}
     ).content.decode()
     assert "This covers none of your scans today" in page
@@ -363,11 +368,11 @@ def test_the_confirmation_says_plainly_when_it_covers_nothing(patient, alice_stu
 def test_an_x_ray_exception_covers_the_chest_radiograph(patient, alice_studies):
     client = client_for(patient.user)
     params = {"purpose": "research", "decision": "deny", "scope": "modality:XRAY"}
-    page = client.get(url("portal-change", patient), params).content.decode()
+    page = client.post(url("portal-change", patient), params).content.decode()
     assert "your X-rays" in page and "This applies to 1 of your scans:" in page
     client.post(url("portal-change", patient), {
         "purpose": "research", "decision": "deny", "scope_kind": "modality",
-        "scope_value": "XRAY"})
+        "scope_value": "XRAY", "confirmed": "yes"})
     assert ConsentRecord.objects.get().scope_value == "XRAY"
 
 
@@ -379,8 +384,9 @@ def test_broken_exception_scopes_are_refused_and_change_nothing(patient, alice_s
                                                                 scope):
     client = client_for(patient.user)
     params = {"purpose": "research", "decision": "deny", "scope": scope}
-    for response in (client.get(url("portal-change", patient), params, follow=True),
-                     client.post(url("portal-change", patient), params, follow=True)):
+    for response in (client.post(url("portal-change", patient), params, follow=True),
+                     client.post(url("portal-change", patient), {**params, "confirmed": "yes"},
+                                 follow=True)):
         page = response.content.decode()
         assert response.status_code == 200
         assert "Nothing was changed" in page or "could not be understood" in page

@@ -37,7 +37,7 @@ def test_the_demo_export_story(db, data_dir, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         response = patient.post(f"/portal/{demo_patient.pk}/choices/change/",
                                 {"purpose": "ai-training", "decision": "deny",
-                                 "scope_kind": "all"})
+                                 "scope_kind": "all", "confirmed": "yes"})
     assert response.status_code == 302
     page = steward.get(f"/datasets/{dataset.pk}/").content.decode()
     assert "Consent withdrawn after delivery" in page
