@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from registry.models import ImagingStudy, Series
 
 # Modalities whose images often carry burned-in text (names, dates) in the pixels.
 BURNED_IN_PRONE = {"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"}
-HEAD_PARTS = {"HEAD", "BRAIN", "FACE", "SKULL", "HEADNECK", "ORBIT"}
 VOLUME_MODALITIES = {"CT", "MR", "PT"}
 
 
@@ -77,8 +76,11 @@ def selected_studies(selection: dict) -> QuerySet[ImagingStudy]:
         studies = studies.filter(pk__in=Series.objects.filter(
             modality=selection["modality"].upper()).values("study_id"))
     if selection.get("body_part"):
+        # The tag as written, or a region the series' anatomy lies in (read at registration
+        # from the tag, region codes or descriptions): "HEAD" also selects a BRAIN series.
+        part = selection["body_part"].upper()
         studies = studies.filter(pk__in=Series.objects.filter(
-            body_part=selection["body_part"].upper()).values("study_id"))
+            Q(body_part=part) | Q(anatomy_regions__contains=f"|{part}|")).values("study_id"))
     if selection.get("date_from"):
         studies = studies.filter(study_date__gte=date.fromisoformat(selection["date_from"]))
     if selection.get("date_to"):
@@ -104,7 +106,6 @@ def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream
     """Why the study cannot be made safe by header de-identification, or '' if it can.
     ``burned_in`` holds each instance's BurnedInAnnotation value ('' when absent)."""
     modalities = {m for m in study.modalities.split("\\") if m}
-    parts = {b for b in study.body_parts.split("\\") if b}
     if any(value == "YES" for value in burned_in):
         return "burned-in annotation: the pixels carry text"
     if modalities & BURNED_IN_PRONE and any(value != "NO" for value in burned_in):
@@ -112,6 +113,14 @@ def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream
                 "text and do not say they do not")
     if "SR" in modalities:
         return "structured report with free text (Clean Structured Content is not applied)"
-    if modalities & VOLUME_MODALITIES and parts & HEAD_PARTS and not defaced_upstream:
-        return "3D head study: a face could be reconstructed, and defacing was not recorded"
+    if not defaced_upstream:
+        # Each volume series' anatomy as registration read it (tag, region codes or
+        # descriptions); one whose anatomy is unknown may be a head, so it fails closed.
+        volumes = [regions for modality, regions in study.series.values_list(
+            "modality", "anatomy_regions") if modality in VOLUME_MODALITIES]
+        if any("|HEAD|" in regions for regions in volumes):
+            return "3D head study: a face could be reconstructed, and defacing was not recorded"
+        if any(not regions for regions in volumes):
+            return ("3D study whose anatomy is not recorded: it may show a face, and defacing "
+                    "was not recorded")
     return ""

@@ -182,3 +182,41 @@ def test_an_export_that_keeps_failing_is_marked_failed_not_left_running(
     assert version.error.startswith("gave up after repeated failures")
     failed = AuditEvent.objects.get(action="export.failed")
     assert failed.outcome == "failure" and failed.dataset_ref == str(version.dataset_id)
+
+
+def test_a_head_volume_known_only_from_its_description_is_left_out(db):
+    from datasets.selection import unsafe_reason
+    from tests.consent.factories import make_patient, make_series, make_study
+
+    patient = make_patient()
+    described = make_study(patient, ("CR", "CHEST"))
+    make_series(described, f"{described.study_uid}.7", "MR", "", description="AX T1 BRAIN")
+    described.refresh_from_db()
+    described.modalities = "CR\\MR"
+    assert "3D head study" in unsafe_reason(described, [], defaced_upstream=False)
+    assert unsafe_reason(described, [], defaced_upstream=True) == ""
+
+
+def test_a_volume_whose_anatomy_is_unknown_fails_closed(db):
+    from datasets.selection import unsafe_reason
+    from tests.consent.factories import make_patient, make_series, make_study
+
+    patient = make_patient()
+    unknown = make_study(patient, ("CR", "CHEST"))
+    make_series(unknown, f"{unknown.study_uid}.7", "CT", "")
+    unknown.modalities = "CR\\CT"
+    assert "anatomy is not recorded" in unsafe_reason(unknown, [], defaced_upstream=False)
+    knee = make_study(patient, ("MR", "KNEE"))
+    knee.modalities = "MR"
+    assert unsafe_reason(knee, [], defaced_upstream=False) == ""
+
+
+def test_a_body_part_selection_takes_the_region_the_anatomy_lies_in(db):
+    from datasets.selection import selected_studies
+    from tests.consent.factories import make_patient, make_study
+
+    patient = make_patient()
+    brain = make_study(patient, ("MR", "BRAIN"))
+    chest = make_study(patient, ("CT", "CHEST"))
+    assert list(selected_studies({"body_part": "HEAD"})) == [brain]
+    assert list(selected_studies({"body_part": "CHEST"})) == [chest]
