@@ -39,7 +39,12 @@ from datasets.models import (
     VersionStatus,
     VersionStudy,
 )
-from datasets.selection import selected_studies, selection_clean, unsafe_reason
+from datasets.selection import (
+    selected_studies,
+    selection_clean,
+    unsafe_reason,
+    unsafe_reasons,
+)
 from datasets.selectors import excluded_by_reason
 from outbox.services import outbox_publish
 from registry.models import ImagingStudy, Instance
@@ -102,12 +107,19 @@ def export_request(*, dataset: Dataset, actor: Actor) -> DatasetVersion:
 
 
 def export_preview(dataset: Dataset) -> dict:
-    """How many studies would be included and excluded, by reason, without writing."""
-    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
-                            timezone.now())
-    refused = Counter(_consent_reason(d) for d in decisions.values() if not d.allowed)
-    return {"selected": len(decisions), "included": len(decisions) - refused.total(),
-            "excluded": dict(refused)}
+    """How many studies would be included and excluded, by reason, as a run would decide
+    now: consent first, then the safety rules on what registration stored (no file is
+    opened). A withdrawal or a file gone bad before the run can still change the count."""
+    selected = selected_studies(dataset.selection)
+    decisions = decide_many(selected, dataset.purpose, timezone.now())
+    log_only = dataset.enforcement == Enforcement.LOG_ONLY
+    excluded = Counter(_consent_reason(d) for d in decisions.values()
+                       if not d.allowed and not log_only)
+    unsafe = unsafe_reasons(selected, defaced_upstream=dataset.defaced_upstream)
+    excluded.update(reason for pk, reason in unsafe.items()
+                    if decisions[pk].allowed or log_only)
+    return {"selected": len(decisions), "included": len(decisions) - excluded.total(),
+            "excluded": dict(excluded)}
 
 
 def _consent_reason(decision: ConsentDecision) -> str:

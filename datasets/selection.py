@@ -7,7 +7,7 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from registry.models import ImagingStudy, Series
+from registry.models import ImagingStudy, Instance, Series
 
 # Modalities whose images often carry burned-in text (names, dates) in the pixels.
 BURNED_IN_PRONE = {"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"}
@@ -105,7 +105,37 @@ def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream
                   ) -> str:
     """Why the study cannot be made safe by header de-identification, or '' if it can.
     ``burned_in`` holds each instance's BurnedInAnnotation value ('' when absent)."""
-    modalities = {m for m in study.modalities.split("\\") if m}
+    volumes = [regions for modality, regions in study.series.values_list(
+        "modality", "anatomy_regions") if modality in VOLUME_MODALITIES]
+    return _unsafe({m for m in study.modalities.split("\\") if m}, burned_in, volumes,
+                   defaced_upstream=defaced_upstream)
+
+
+def unsafe_reasons(studies: QuerySet[ImagingStudy], *, defaced_upstream: bool
+                   ) -> dict[int, str]:
+    """The same rule for many studies at once, from what registration stored (no file is
+    opened): {study id: reason} for those that cannot be made safe."""
+    ids = studies.values("pk")
+    modalities = dict(ImagingStudy.objects.filter(pk__in=ids).values_list("pk", "modalities"))
+    burned: dict[int, list[str]] = {}
+    for study_id, value in Instance.objects.filter(series__study__in=ids).values_list(
+            "series__study_id", "burned_in_annotation"):
+        burned.setdefault(study_id, []).append(value)
+    volumes: dict[int, list[str]] = {}
+    for study_id, regions in Series.objects.filter(
+            study__in=ids, modality__in=VOLUME_MODALITIES).values_list("study_id",
+                                                                       "anatomy_regions"):
+        volumes.setdefault(study_id, []).append(regions)
+    found = {pk: _unsafe({m for m in text.split("\\") if m}, burned.get(pk, []),
+                         volumes.get(pk, []), defaced_upstream=defaced_upstream)
+             for pk, text in modalities.items()}
+    return {pk: reason for pk, reason in found.items() if reason}
+
+
+def _unsafe(modalities: set[str], burned_in: list[str], volume_regions: list[str], *,
+            defaced_upstream: bool) -> str:
+    """The rule itself, written once. ``volume_regions``: each CT, MR or PT series' regions
+    as registration read them ('' when its anatomy is unknown)."""
     if any(value == "YES" for value in burned_in):
         return "burned-in annotation: the pixels carry text"
     if modalities & BURNED_IN_PRONE and any(value != "NO" for value in burned_in):
@@ -114,13 +144,10 @@ def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream
     if "SR" in modalities:
         return "structured report with free text (Clean Structured Content is not applied)"
     if not defaced_upstream:
-        # Each volume series' anatomy as registration read it (tag, region codes or
-        # descriptions); one whose anatomy is unknown may be a head, so it fails closed.
-        volumes = [regions for modality, regions in study.series.values_list(
-            "modality", "anatomy_regions") if modality in VOLUME_MODALITIES]
-        if any("|HEAD|" in regions for regions in volumes):
+        # A volume whose anatomy is unknown may be a head, so it fails closed.
+        if any("|HEAD|" in regions for regions in volume_regions):
             return "3D head study: a face could be reconstructed, and defacing was not recorded"
-        if any(not regions for regions in volumes):
+        if any(not regions for regions in volume_regions):
             return ("3D study whose anatomy is not recorded: it may show a face, and defacing "
                     "was not recorded")
     return ""

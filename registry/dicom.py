@@ -63,6 +63,8 @@ class DicomHeader:
     # Anatomic Region Sequence items as (coding scheme, code value), and Protocol Name.
     anatomic_region_codes: tuple[tuple[str, str], ...] = ()
     protocol_name: str = ""
+    # Burned In Annotation (YES, NO or '' when absent): exports decide safety on it.
+    burned_in_annotation: str = ""
 
 
 def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -220,6 +222,7 @@ def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
         instance_number=parse_int(ds.get("InstanceNumber")),
         anatomic_region_codes=_region_codes(ds),
         protocol_name=_text(ds, "ProtocolName")[:255],
+        burned_in_annotation=_text(ds, "BurnedInAnnotation").upper()[:3],
     )
 
 

@@ -115,6 +115,9 @@ class Instance(models.Model):
     path = models.TextField()
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
+    # As the header says (YES, NO, or '' when absent): an export's safety check, and its
+    # preview, read it here instead of opening every file.
+    burned_in_annotation = models.CharField(max_length=3, blank=True)
     registered_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

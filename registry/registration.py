@@ -155,6 +155,7 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
             instance_number=header.instance_number,
             transfer_syntax_uid=header.transfer_syntax_uid, path=header.path,
             size=header.size, sha256=header.sha256,
+            burned_in_annotation=header.burned_in_annotation,
         ))
         in_this_batch[header.sop_uid] = header.sha256
         touched[header.study_uid] += 1

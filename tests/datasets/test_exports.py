@@ -220,3 +220,24 @@ def test_a_body_part_selection_takes_the_region_the_anatomy_lies_in(db):
     chest = make_study(patient, ("CT", "CHEST"))
     assert list(selected_studies({"body_part": "HEAD"})) == [brain]
     assert list(selected_studies({"body_part": "CHEST"})) == [chest]
+
+
+@pytest.mark.parametrize("enforcement", ["exclude", "log-only"])
+def test_the_preview_counts_what_the_run_leaves_out_and_why(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks, enforcement):
+    """Reproduction: the preview said "included 45" where the run included 30: it counted
+    consent only, not the safety exclusions."""
+    from collections import Counter
+
+    from datasets.exports import export_preview
+
+    dataset = (make_log_only(steward) if enforcement == "log-only" else make_dataset(steward))
+    preview = export_preview(dataset)
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    ran = VersionStudy.objects.filter(version=version)
+    assert preview["selected"] == ran.count() == 5
+    assert preview["included"] == ran.filter(included=True).count()
+    run_reasons = Counter(ran.filter(included=False).values_list("reason", flat=True))
+    assert preview["excluded"] == dict(run_reasons)
+    assert any("3D head" in reason for reason in preview["excluded"])
+    assert any("burned-in" in reason for reason in preview["excluded"])
