@@ -254,10 +254,49 @@ def _shift(value: str, days: int) -> str:
     return shifted + text[8:] if len(text) > 8 else shifted
 
 
+# Clean Descriptors: what free text must lose besides the patient's own identifiers. Each
+# pattern says what it removes; order matters (labelled values before bare numbers).
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+DESCRIPTOR_PATTERNS = [
+    # A label that announces an identifier or a date, with its value: "DOB 11/07/1961",
+    # "mrn demo-00003", "tel: 555-0199", "Acc# 12345", "NHS no 943 476 5919".
+    re.compile(r"\b(?:dob|d\.o\.b\.?|born|birth\s*date|mrn|mr\s*no|patient\s*id|pid|id|"
+               r"acc(?:ession)?|acc#|nhs(?:\s*no)?|ssn|tel|phone|mob(?:ile)?|fax|email)"
+               r"\s*(?:no\.?|number|#)?\s*[:#=]?\s*[\w./@+()-]*\d[\w./@+()-]*(?:\s\d[\d-]*)*",
+               re.IGNORECASE),
+    re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),  # email addresses
+    # Dates with a day or a month: 11/07/1961, 1961-07-11, 11.07.61, 07/1961, 19610711,
+    # "11 Jul 1961", "July 11, 1961". A year alone stays.
+    re.compile(r"\b\d{1,4}[/.-]\d{1,2}(?:[/.-]\d{2,4})?\b"),
+    re.compile(r"\b\d{1,2}[/.-](?:19|20)\d{2}\b"),
+    re.compile(r"\b(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\b"),
+    re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\s*,?\s*(?:\d{{2,4}})?\b",
+               re.IGNORECASE),
+    re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s*(?:\d{{2,4}})?\b",
+               re.IGNORECASE),
+    # Phone numbers and other long numbers: seven or more digits, separators allowed.
+    re.compile(r"\+?\(?\d[\d ().-]{5,}\d"),
+]
+
+
+_DANGLING_LABEL = re.compile(
+    r"\b(?:dob|born|birth\s*date|mrn|patient\s*id|acc(?:ession)?|tel|phone|email)\b"
+    r"\s*[:#=]?(?=\s*(?:[,;:]|$))", re.IGNORECASE)
+
+
 def _scrub(text: str, identifiers: list[str]) -> str:
+    for pattern in DESCRIPTOR_PATTERNS:
+        text = pattern.sub("", text)
     for identifier in identifiers:
-        text = re.sub(re.escape(identifier), "", text, flags=re.IGNORECASE)
-    return " ".join(text.split())
+        # The patient's own identifiers as written anywhere: any case, with or without the
+        # separators people add ("DEMO00003", "demo-00003", "Demo 00003").
+        loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
+        if loose:
+            text = re.sub(loose, "", text, flags=re.IGNORECASE)
+    # A label whose value went ("born", "mrn:") says nothing any more.
+    text = _DANGLING_LABEL.sub("", text)
+    text = re.sub(r"\s+([,;:])", r"\1", " ".join(text.split()))
+    return re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text).strip(" ,;:-")
 
 
 def _identifiers_of(ds: Dataset) -> list[str]:

@@ -182,3 +182,43 @@ def test_the_institution_is_replaced_even_where_it_matches_the_manufacturer():
     # Table E.1-1 says X/Z/D; where the IOD is unknown we keep a dummy (D).
     assert original.InstitutionName == "TOSHIBA" and out.InstitutionName == "ANONYMOUS"
     assert out.Manufacturer == "TOSHIBA_MEC"  # not identifying; kept by the profile
+
+
+# Clean Descriptors: free text keeps its clinical words and loses dates, phone numbers,
+# labelled identifiers and the patient's own names and record number.
+DESCRIPTIONS = [
+    ("CT HEAD DOB 11/07/1961 tel 555-0199 mrn mrn-qx731", "CT HEAD"),
+    ("MR KNEE LEFT", "MR KNEE LEFT"),
+    ("T2 FLAIR 5mm AX", "T2 FLAIR 5mm AX"),
+    ("CT ABDOMEN PELVIS W CONTRAST 2.5mm", "CT ABDOMEN PELVIS W CONTRAST 2.5mm"),
+    ("C2-C3 disc, follow-up 3 months", "C2-C3 disc, follow-up 3 months"),
+    ("Dr Smith called 07700 900123", "Dr Smith called"),
+    ("Accession 12345678 CT ABD", "CT ABD"),
+    ("Quillfeather Ottoline seen 3rd March 2024", "seen"),
+    ("scan on 2024-03-01 for QUILLFEATHER", "scan on for"),
+    ("results to otto.q@example.org", "results to"),
+    ("US comparison with 12/2020", "US comparison with"),
+    ("ID: A123456 PET CT", "PET CT"),
+    ("NHS no 943 476 5919 CHEST PA", "CHEST PA"),
+    ("born July 14, 1961; chest 2 views", "chest 2 views"),
+    ("MRN-QX731 MR BRAIN", "MR BRAIN"),
+]
+
+
+@pytest.mark.parametrize(("written", "kept"), DESCRIPTIONS)
+def test_clean_descriptors_removes_dates_numbers_and_the_patients_identifiers(
+        synthetic, written, kept):
+    original = copy.deepcopy(synthetic[0])
+    original.StudyDescription = written
+    out, _ = run(original)
+    assert str(out.StudyDescription) == kept
+    left = str(out.StudyDescription).lower()
+    assert not [i for i in ("quillfeather", "ottoline", "qx731", "1961", "0199", "900123",
+                            "12345678", "5919", "@") if i in left]
+
+
+def test_without_clean_descriptors_free_text_is_removed(synthetic):
+    original = copy.deepcopy(synthetic[0])
+    original.StudyDescription = "CT HEAD DOB 11/07/1961"
+    out, _ = run(original, options=frozenset())
+    assert "StudyDescription" not in out or not str(out.StudyDescription)
