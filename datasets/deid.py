@@ -144,9 +144,11 @@ class ConsentStamp:
 DUMMIES: dict[str, Callable[[], object]] = {
     "DA": lambda: "19000101", "DT": lambda: "19000101000000", "TM": lambda: "000000",
     "PN": lambda: "ANONYMOUS", "LO": lambda: "ANONYMOUS", "SH": lambda: "ANON",
-    "CS": lambda: "ANON", "LT": lambda: "", "ST": lambda: "", "UT": lambda: "",
+    # D is a non-empty value: a type 1 text keeps a value, and carries nothing.
+    "CS": lambda: "ANON", "LT": lambda: "REMOVED", "ST": lambda: "REMOVED",
+    "UT": lambda: "REMOVED",
     "AS": lambda: "000Y", "DS": lambda: "0", "IS": lambda: "0", "UI": lambda: "2.25.0",
-    "AE": lambda: "ANON", "UC": lambda: "", "UR": lambda: "", "US": lambda: 0,
+    "AE": lambda: "ANON", "UC": lambda: "REMOVED", "UR": lambda: "", "US": lambda: 0,
     "SS": lambda: 0, "UL": lambda: 0, "SL": lambda: 0, "FL": lambda: 0.0, "FD": lambda: 0.0,
 }
 
@@ -195,28 +197,59 @@ def _code(value: str, meaning: str) -> Dataset:
     return item
 
 
-def _apply(ds: Dataset, context: DeidContext) -> None:
+# Sequences whose items are references to other objects: their items are kept with every UID
+# remapped by the same keyed mapping, so a segmentation still points at its source image and
+# a derived image at its original (the profile's X/Z/U*, and the conservative resolution of
+# X/Z and X/Z/D, would otherwise empty them).
+REFERENCE_SEQUENCES = frozenset({
+    0x00081140,  # Referenced Image Sequence (X/Z/U*)
+    0x00082112,  # Source Image Sequence (X/Z/U*)
+    0x00081110,  # Referenced Study Sequence (X/Z)
+    0x00081111,  # Referenced Performed Procedure Step Sequence (X/Z/D)
+})
+
+
+def _apply(ds: Dataset, context: DeidContext, *, strict: bool = False) -> None:
+    """``strict`` inside a sequence the profile says to replace with a dummy (D): there a
+    text the table does not name is replaced too, since it may be the person's identity."""
     for element in list(ds):
         tag = element.tag
         if tag.is_private:
             if int(tag) not in context.private_whitelist:
                 del ds[tag]
             continue
+        if tag.group & 0xFF01 in (0x5000, 0x6000):
+            # Curves and overlays go whole: Overlay Data alone removed leaves a group that
+            # describes pixels it no longer has, which validators rightly refuse.
+            del ds[tag]
+            continue
         rule = rule_for(int(tag), context.options)
-        if element.VR == "SQ" and (rule is None or rule.action in ("K", "C")):
-            for item in element.value:
-                _apply(item, context)
+        if element.VR == "SQ":
+            action = rule.action if rule else "K"
+            if int(tag) in REFERENCE_SEQUENCES and action in ("U", "Z", "D"):
+                action = "U"
+            if action in ("K", "C", "U", "D"):
+                # Items kept, each de-identified by the same profile.
+                for item in element.value:
+                    _apply(item, context, strict=strict or action == "D")
+                continue
+            _act(ds, tag, element, action, context)
             continue
         if rule is None or rule.action == "K":
+            if strict and rule is None and element.VR in TEXT_VRS:
+                element.value = DUMMIES[element.VR]()
             continue
         _act(ds, tag, element, rule.action, context)
+
+
+TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC"})
 
 
 def _act(ds: Dataset, tag: BaseTag, element, action: str, context: DeidContext) -> None:
     if action == "X":
         del ds[tag]
     elif element.VR == "SQ":
-        element.value = Sequence()  # Z or D on a sequence: present, with no items
+        element.value = Sequence()  # Z on a sequence: present, with no items
     elif action == "Z":
         element.value = None  # present, zero length
     elif action == "D":

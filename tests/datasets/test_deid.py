@@ -54,7 +54,8 @@ def identifiers(ds) -> set[str]:
         if ds.get(keyword):
             found.add(str(ds.get(keyword)))
     for element in ds.iterall():
-        if element.VR == "UI" and element.value:
+        # A coding scheme's UID names a terminology (codes kept in sequences), nobody.
+        if element.VR == "UI" and element.value and element.keyword != "CodingSchemeUID":
             values = element.value if isinstance(element.value, list | pydicom.multival.
                                                  MultiValue) else [element.value]
             # Standard SOP class and transfer syntax UIDs identify nobody.
