@@ -288,6 +288,8 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-verify": {"task": "audit.tasks.verify", "schedule": 24 * 60 * 60.0},
     "consent-expiry-reminders": {"task": "consent.tasks.remind_expiring",
                                  "schedule": 24 * 60 * 60.0},
+    "datasets-lapsed-consent": {"task": "datasets.tasks.notice_lapsed_consent",
+                                "schedule": 24 * 60 * 60.0},
 }
 
 # Consentry's own settings.

@@ -40,6 +40,7 @@ from datasets.models import (
 )
 from datasets.selection import selected_studies, selection_clean, unsafe_reason
 from datasets.selectors import excluded_by_reason
+from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
 from registry.models import ImagingStudy, Instance
 
@@ -120,7 +121,11 @@ def export_run(*, version_id: int) -> DatasetVersion:
     """The job. Idempotent: a complete version is left alone; an interrupted one resumes."""
     version = DatasetVersion.objects.select_related("dataset", "dataset__purpose").get(
         pk=version_id)
-    if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
+    if version.status == VersionStatus.COMPLETE:
+        # A worker that died between completing and checking for withdrawals resumes here.
+        version_withdrawals_notice(version=version)
+        return version
+    if version.status == VersionStatus.FAILED:
         return version
     dataset = version.dataset
     actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
@@ -165,6 +170,9 @@ def export_run(*, version_id: int) -> DatasetVersion:
                       details={"version": version.number, "recipient": dataset.recipient,
                                "manifest_sha256": manifest_sha})
     version.refresh_from_db()
+    # Only after the commit above: a deny that landed after a study's re-check and before
+    # this found no complete version to notice; one landing later finds this one complete.
+    version_withdrawals_notice(version=version)
     return version
 
 
