@@ -4,7 +4,6 @@ out counted by reason, the provenance; signed with Ed25519 so a consumer can che
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.checkpoints import public_key_text, signing_key
+from audit.csv_safety import SafeCsvWriter
 
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
@@ -33,7 +33,7 @@ def write_manifest(directory: Path, provenance: dict[str, Any]) -> str:
     listed = [{"path": p.relative_to(directory).as_posix(), "size": p.stat().st_size,
                "sha256": file_sha256(p)} for p in files]
     with open(directory / MANIFEST_CSV, "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["path", "size", "sha256"])
         for entry in listed:
             writer.writerow([entry["path"], entry["size"], entry["sha256"]])
