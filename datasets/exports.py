@@ -131,11 +131,16 @@ def export_run(*, version_id: int) -> DatasetVersion:
     actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
     studies = list(selected_studies(dataset.selection))
     tree = PurposeTree.load()
-    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
-                            timezone.now(), tree=tree)
+    now = timezone.now()
+    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose, now,
+                            tree=tree)
+    # The first run's decision time; the manifest reports it, so keep it on this object
+    # too (it was loaded before: an uninterrupted run's manifest said null).
+    version.decided_at = version.decided_at or now
+    version.status = VersionStatus.RUNNING
     DatasetVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.RUNNING, studies_total=len(studies),
-        decided_at=version.decided_at or timezone.now())
+        decided_at=version.decided_at)
 
     refused = [s for s in studies if not decisions[s.pk].allowed]
     if dataset.enforcement == Enforcement.REJECT and refused:
