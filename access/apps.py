@@ -8,7 +8,9 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         # The auditor console lives in the ledger's app, below this one: it asks access who
         # may read it through a hook rather than importing upward.
+        from access import grants
         from access.roles import Role, has_role
         from audit.registry import register_auditor_check
 
         register_auditor_check(lambda user: has_role(user, Role.AUDITOR))
+        grants.register()  # role grants are rows the ledger vouches for

@@ -6,7 +6,9 @@ class ConsentConfig(AppConfig):
     verbose_name = "Consent registry"
 
     def ready(self) -> None:
+        from consent import vouched
         from consent.reminders import EXPIRY_REMINDER, expiry_reminder_send
         from outbox.registry import register
 
         register(EXPIRY_REMINDER, expiry_reminder_send)
+        vouched.register()  # the tables the ledger vouches for (audit/vouching.py)

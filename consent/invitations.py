@@ -9,12 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from access.grants import role_grant
 from access.roles import Role
 from audit import ledger
 from audit.ledger import Actor
@@ -81,7 +81,8 @@ def invite_accept(*, token: str, password: str, ip: str | None = None) -> Any:
     if user is None:
         user = get_user_model().objects.create_user(username=_free_username(invite.email),
                                                     email=invite.email)
-        user.groups.add(Group.objects.get_or_create(name=Role.PATIENT)[0])
+        role_grant(user=user, role=Role.PATIENT,
+                   actor=Actor.for_user(user, role=Role.PATIENT, ip=ip))
         patient.user = user
         patient.save(update_fields=["user"])
     password_validation.validate_password(password, user)

@@ -26,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from audit import codes, ledger
 from audit.ledger import Actor
+from audit.vouching import vouch, vouched_details
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
 from consent.models import Purpose
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
@@ -40,6 +41,7 @@ from datasets.models import (
 )
 from datasets.selection import selected_studies, selection_clean, unsafe_reason
 from datasets.selectors import excluded_by_reason
+from datasets.vouched import DATASET
 from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
 from registry.models import ImagingStudy, Instance
@@ -77,8 +79,10 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
             secret=secrets.token_hex(32))
         ledger.record(action="dataset.created", actor=actor, dataset_ref=dataset.pk,
                       purpose_code=purpose.code, legal_basis=dataset.legal_basis,
-                      details={"name": dataset.name, "recipient": dataset.recipient,
-                               "enforcement": enforcement, "selection": selection})
+                      details=vouched_details(
+                          {"name": dataset.name, "recipient": dataset.recipient,
+                           "enforcement": enforcement, "selection": selection},
+                          vouch(table=DATASET, row=dataset)))
     return dataset
 
 

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from access.grants import role_grant
 from access.models import ApiToken, TokenScope
 from access.roles import Role
 from access.tokens import api_token_create, api_token_revoke
@@ -86,7 +86,7 @@ class Command(BaseCommand):
                 user.is_staff = user.is_superuser = role is None
                 user.save()
             if role:
-                user.groups.add(Group.objects.get_or_create(name=role)[0])
+                role_grant(user=user, role=role, actor=Actor.system("demo"))
         first = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn").first()
         if first and first.user_id is None:
             first.user = User.objects.get(username="patient")
