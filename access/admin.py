@@ -1,10 +1,25 @@
-from django.contrib import admin, messages
+"""The admin's pages for access: API tokens (read-only, revoked through the service) and
+the user page, whose roles (groups) change through access/grants.py, so each grant and
+revocation is a ledger event naming the admin; users are deactivated rather than deleted,
+because a deleted user's grants would vanish without one."""
 
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+
+from access.grants import roles_set
 from access.models import ApiToken
-from access.roles import allowed_scopes
+from access.roles import allowed_scopes, primary_role
 from access.tokens import api_token_revoke
 from audit.admin import ReadOnlyAdmin
 from audit.ledger import Actor
+
+User = get_user_model()
+
+
+def _actor(request) -> Actor:
+    return Actor.for_user(request.user, role=primary_role(request.user) or "admin",
+                          ip=request.META.get("REMOTE_ADDR"))
 
 
 @admin.register(ApiToken)
@@ -24,7 +39,24 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        actor = Actor.for_user(request.user, role="admin", ip=request.META.get("REMOTE_ADDR"))
+        actor = _actor(request)
         for token in queryset.select_related("owner"):
             api_token_revoke(token=token, actor=actor)
         self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
+
+
+class LedgeredUserAdmin(UserAdmin):
+    def save_related(self, request, form, formsets, change):
+        # Take the groups out of the form's own many-to-many save, then apply them through
+        # the service, inside the admin's transaction.
+        groups = form.cleaned_data.pop("groups", None)
+        super().save_related(request, form, formsets, change)
+        if groups is not None:
+            roles_set(user=form.instance, groups=groups, actor=_actor(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(User)
+admin.site.register(User, LedgeredUserAdmin)

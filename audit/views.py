@@ -1,7 +1,6 @@
 """The auditor console: read-only pages over the ledger. Auditors only; the one action is
 running a verification, which changes nothing but adds its report."""
 
-import csv
 import json
 from functools import wraps
 
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audit import charts as charts_module
 from audit import selectors
+from audit.csv_safety import SafeCsvWriter
 from audit.fhir import audit_bundle
 from audit.forms import DisclosureForm, EventSearchForm, ExportForm
 from audit.models import AuditEvent, VerificationRun
@@ -115,7 +115,7 @@ class _Echo:
 
 
 def _csv_stream(header, rows):
-    writer = csv.writer(_Echo())
+    writer = SafeCsvWriter(_Echo())
     yield writer.writerow(header)
     for row in rows:
         yield writer.writerow(row)

@@ -9,6 +9,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -234,13 +235,44 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 # PACS or ingest_dicom. The web server in front should cap request bodies too.
 CONSENTRY_MAX_DICOM_UPLOAD_BYTES = int(env("MAX_DICOM_UPLOAD_MB", "512")) * 2**20
 
+SMTP_SCHEMES = {"smtp": (25, False, False), "smtp+tls": (587, True, False),
+                "smtps": (465, False, True)}
+
+
+def smtp_options(*, url: str = "") -> dict:
+    """The SMTP mailer's OPTIONS: from ``EMAIL_URL`` (``smtp://`` plain, ``smtp+tls://``
+    STARTTLS, ``smtps://`` TLS from the start; user and password URL-encoded), else from
+    ``EMAIL_HOST``, ``EMAIL_PORT``, ``EMAIL_HOST_USER``, ``EMAIL_HOST_PASSWORD``,
+    ``EMAIL_USE_TLS``, ``EMAIL_USE_SSL`` (host ``localhost`` by default, a local relay)."""
+    timeout = int(env("EMAIL_TIMEOUT", "10"))  # a stuck server must not hold a worker
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+            raise ImproperlyConfigured(
+                f"EMAIL_URL must look like smtp://user:password@host:port (or smtp+tls://, "
+                f"smtps://), not {parts.scheme}://…")
+        port, use_tls, use_ssl = SMTP_SCHEMES[parts.scheme]
+        return {"host": parts.hostname, "port": parts.port or port, "use_tls": use_tls,
+                "use_ssl": use_ssl, "username": unquote(parts.username or ""),
+                "password": unquote(parts.password or ""), "timeout": timeout}
+    use_ssl = env_bool("EMAIL_USE_SSL")
+    use_tls = env_bool("EMAIL_USE_TLS")
+    return {"host": env("EMAIL_HOST", "localhost"),
+            "port": int(env("EMAIL_PORT", "465" if use_ssl else "587" if use_tls else "25")),
+            "use_tls": use_tls, "use_ssl": use_ssl, "username": env("EMAIL_HOST_USER"),
+            "password": env("EMAIL_HOST_PASSWORD"), "timeout": timeout}
+
+
+EMAIL_BACKEND_NAME = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION or env("EMAIL_URL")
+    or env("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend")
 MAILERS = {
     "default": {
-        "BACKEND": env(
-            "EMAIL_BACKEND",
-            "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
-            else "django.core.mail.backends.console.EmailBackend",
-        ),
+        "BACKEND": EMAIL_BACKEND_NAME,
+        # Django 6.1's SMTP mailer takes its server from OPTIONS only (no EMAIL_HOST).
+        **({"OPTIONS": smtp_options(url=env("EMAIL_URL"))}
+           if EMAIL_BACKEND_NAME.endswith("smtp.EmailBackend") else {}),
     },
 }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "consentry@localhost")
@@ -279,7 +311,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON in, JSON out; the DICOM upload opts into multipart on its own.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -327,6 +359,8 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-verify": {"task": "audit.tasks.verify", "schedule": 24 * 60 * 60.0},
     "consent-expiry-reminders": {"task": "consent.tasks.remind_expiring",
                                  "schedule": 24 * 60 * 60.0},
+    "datasets-lapsed-consent": {"task": "datasets.tasks.notice_lapsed_consent",
+                                "schedule": 24 * 60 * 60.0},
 }
 
 # Consentry's own settings.

@@ -7,6 +7,8 @@ from typing import Any
 
 from audit import codes, ledger
 from audit.ledger import Actor
+from audit.vouching import unvouch, vouch, vouched_details
+from consent import vouched
 
 
 def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str, Any]:
@@ -18,7 +20,7 @@ def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str
         study_uid=record.scope_value if record.scope_kind == "study" else "",
         purpose_code=record.purpose.code,
         consent_record_ids=[record.pk],
-        details={
+        details=vouched_details({
             "decision": record.decision,
             "scope_kind": record.scope_kind,
             "scope_value": record.scope_value,
@@ -30,7 +32,7 @@ def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str
             "proxy": record.proxy_relationship if record.proxy_name else None,
             "witness": record.witness or None,
             "scanned_form_sha256": record.attachment_sha256 or None,
-        },
+        }, vouch(table=vouched.RECORD, row=record)),
     )
 
 
@@ -44,3 +46,39 @@ def portal_joined(*, actor: Actor, patient_id: int) -> dict[str, Any]:
     return ledger.event_draft(
         action="portal.joined", event_code=codes.USER_AUTHENTICATION, actor=actor,
         patient_ref=patient_id)
+
+
+def purpose_saved(*, actor: Actor, purpose: Any, changes: dict[str, Any],
+                  created: bool) -> dict[str, Any]:
+    """A purpose created or changed (policy, place in the tree, wording): ``changes`` maps
+    each changed field to [before, after]."""
+    return ledger.event_draft(
+        action="purpose.created" if created else "purpose.changed", actor=actor,
+        purpose_code=purpose.code,
+        details=vouched_details({"changes": changes},
+                                vouch(table=vouched.PURPOSE, row=purpose)))
+
+
+def form_published(*, actor: Actor, form: Any) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="consent_form.published", actor=actor,
+        details=vouched_details({"code": form.code, "version": form.version,
+                                 "text_sha256": form.text_sha256},
+                                vouch(table=vouched.FORM, row=form)))
+
+
+def guardianship_granted(*, actor: Actor, guardianship: Any) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="guardianship.granted", actor=actor, patient_ref=guardianship.patient_id,
+        details=vouched_details({"user": guardianship.user_id,
+                                 "relationship": guardianship.relationship},
+                                vouch(table=vouched.GUARDIANSHIP, row=guardianship)))
+
+
+def guardianship_ended(*, actor: Actor, guardianship: Any) -> dict[str, Any]:
+    return ledger.event_draft(
+        action="guardianship.ended", actor=actor, patient_ref=guardianship.patient_id,
+        details=vouched_details({"user": guardianship.user_id,
+                                 "relationship": guardianship.relationship},
+                                unvouch(table=vouched.GUARDIANSHIP,
+                                        row_id=guardianship.pk)))

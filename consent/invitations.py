@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from access.grants import role_grant
 from access.roles import Role
 from audit import ledger
 from audit.ledger import Actor
@@ -113,7 +113,7 @@ def invite_accept(*, token: str, password: str, ip: str | None = None) -> Any:
                             "from the sign-in page.")
     user = get_user_model().objects.create_user(username=_free_username(invite.email),
                                                 email=invite.email)
-    user.groups.add(Group.objects.get_or_create(name=Role.PATIENT)[0])
+    role_grant(user=user, role=Role.PATIENT, actor=Actor.for_user(user, role=Role.PATIENT, ip=ip))
     patient.user = user
     patient.save(update_fields=["user"])
     # Validated once linked, so the validators can compare it with the patient's name and

@@ -38,7 +38,8 @@ class WithdrawalNoticeOut(serializers.ModelSerializer):
 
     class Meta:
         model = WithdrawalNotice
-        fields = ["id", "version", "created_at", "emailed_at", "pseudonymous_study_uids"]
+        fields = ["id", "version", "cause", "created_at", "emailed_at",
+                  "pseudonymous_study_uids"]
 
     def get_pseudonymous_study_uids(self, notice) -> list[str]:
         return [s.version_study.pseudo_study_uid for s in notice.studies.all()]

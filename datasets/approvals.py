@@ -13,7 +13,9 @@ from django.utils import timezone
 from access.roles import Role, has_role
 from audit import ledger
 from audit.ledger import Actor
+from audit.vouching import vouch, vouched_details
 from datasets.models import ApprovalDecision, Dataset, Enforcement, LegalBasisApproval
+from datasets.vouched import APPROVAL
 
 
 class ApprovalState:
@@ -75,5 +77,7 @@ def legal_basis_decide(*, dataset: Dataset, user: Any, decision: str, actor: Act
         decided_at=timezone.now())
     ledger.record(action=f"dataset.{decision}", actor=actor, dataset_ref=dataset.pk,
                   purpose_code=dataset.purpose.code, legal_basis=dataset.legal_basis,
-                  reason=note, details={"requested_by": dataset.owner.get_username()})
+                  reason=note, details=vouched_details(
+                      {"requested_by": dataset.owner.get_username()},
+                      vouch(table=APPROVAL, row=approval)))
     return approval

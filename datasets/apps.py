@@ -18,3 +18,6 @@ class DatasetsConfig(AppConfig):
         register(EXPORT_REQUESTED, export_job_handler, on_give_up=export_give_up)
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)
+        from datasets import vouched
+
+        vouched.register()  # datasets are rows the ledger vouches for

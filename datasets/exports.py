@@ -26,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from audit import codes, ledger
 from audit.ledger import Actor
+from audit.vouching import vouch, vouched_details
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
 from consent.models import Purpose
 from datasets.approvals import approval_requested, ensure_may_run
@@ -46,6 +47,8 @@ from datasets.selection import (
     unsafe_reasons,
 )
 from datasets.selectors import excluded_by_reason
+from datasets.vouched import DATASET
+from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
 from registry.models import ImagingStudy, Instance
 
@@ -82,8 +85,10 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
             secret=secrets.token_hex(32))
         ledger.record(action="dataset.created", actor=actor, dataset_ref=dataset.pk,
                       purpose_code=purpose.code, legal_basis=dataset.legal_basis,
-                      details={"name": dataset.name, "recipient": dataset.recipient,
-                               "enforcement": enforcement, "selection": selection})
+                      details=vouched_details(
+                          {"name": dataset.name, "recipient": dataset.recipient,
+                           "enforcement": enforcement, "selection": selection},
+                          vouch(table=DATASET, row=dataset)))
         if enforcement == Enforcement.LOG_ONLY:
             approval_requested(dataset=dataset, actor=actor)
     return dataset
@@ -136,17 +141,26 @@ def export_run(*, version_id: int) -> DatasetVersion:
     """The job. Idempotent: a complete version is left alone; an interrupted one resumes."""
     version = DatasetVersion.objects.select_related("dataset", "dataset__purpose").get(
         pk=version_id)
-    if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
+    if version.status == VersionStatus.COMPLETE:
+        # A worker that died between completing and checking for withdrawals resumes here.
+        version_withdrawals_notice(version=version)
+        return version
+    if version.status == VersionStatus.FAILED:
         return version
     dataset = version.dataset
     actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
     studies = list(selected_studies(dataset.selection))
     tree = PurposeTree.load()
-    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose,
-                            timezone.now(), tree=tree)
+    now = timezone.now()
+    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose, now,
+                            tree=tree)
+    # The first run's decision time; the manifest reports it, so keep it on this object
+    # too (it was loaded before: an uninterrupted run's manifest said null).
+    version.decided_at = version.decided_at or now
+    version.status = VersionStatus.RUNNING
     DatasetVersion.objects.filter(pk=version.pk).update(
         status=VersionStatus.RUNNING, studies_total=len(studies),
-        decided_at=version.decided_at or timezone.now())
+        decided_at=version.decided_at)
 
     refused = [s for s in studies if not decisions[s.pk].allowed]
     if dataset.enforcement == Enforcement.REJECT and refused:
@@ -181,6 +195,9 @@ def export_run(*, version_id: int) -> DatasetVersion:
                       details={"version": version.number, "recipient": dataset.recipient,
                                "manifest_sha256": manifest_sha})
     version.refresh_from_db()
+    # Only after the commit above: a deny that landed after a study's re-check and before
+    # this found no complete version to notice; one landing later finds this one complete.
+    version_withdrawals_notice(version=version)
     return version
 
 

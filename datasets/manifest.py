@@ -5,7 +5,6 @@ recipient checks them against the public key they pinned, never one the export c
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.csv_safety import SafeCsvWriter
 from datasets.signing import export_signing_key, key_id, public_pem
 
 MANIFEST_JSON = "manifest.json"
@@ -44,7 +44,7 @@ def write_manifest(directory: Path, provenance: dict[str, Any]) -> str:
     listed = [{"path": p.relative_to(directory).as_posix(), "size": p.stat().st_size,
                "sha256": file_sha256(p)} for p in files]
     with open(directory / MANIFEST_CSV, "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["path", "size", "sha256"])
         for entry in listed:
             writer.writerow([entry["path"], entry["size"], entry["sha256"]])

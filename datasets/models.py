@@ -148,20 +148,35 @@ class Pseudonym(models.Model):
         return self.pseudonym
 
 
+class NoticeCause(models.TextChoices):
+    WITHDRAWN = "withdrawn", "Consent withdrawn"
+    # A permit that expired (or a purpose whose default no longer allows it): no deny on
+    # file, yet what went out on consent is no longer covered by it.
+    LAPSED = "lapsed", "Consent expired"
+
+
 class WithdrawalNotice(models.Model):
-    """A delivered version holds studies whose patient has since said no: the owner must
-    stop using them. Studies are listed by their pseudonymous UIDs only."""
+    """A delivered version holds studies whose patient has since said no (or whose consent
+    lapsed): the owner must stop using them. Studies are listed by pseudonymous UID only."""
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
                                 related_name="notices")
-    # The deny that caused it.
-    consent_record = models.ForeignKey(ConsentRecord, on_delete=models.PROTECT,
-                                       related_name="+")
+    cause = models.CharField(max_length=16, choices=NoticeCause.choices,
+                             default=NoticeCause.WITHDRAWN)
+    # The deny that caused it; none when consent lapsed.
+    consent_record = models.ForeignKey(ConsentRecord, null=True, blank=True,
+                                       on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cause="lapsed")
+                | models.Q(cause="withdrawn", consent_record__isnull=False),
+                name="notice_cause_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"notice on {self.version} ({self.created_at:%Y-%m-%d})"

@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,10 @@ from outbox.registry import give_up_for, handler_for
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# A wake-up is only a shortcut (the sweeper re-sends anything pending), so it may not hold
+# a user's request for long when the broker is away: a few quick tries, then give up.
+WAKE_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+              "interval_max": 0.2}
 
 
 def lease() -> timedelta:
@@ -26,10 +31,27 @@ def outbox_publish(*, kind: str, payload: dict[str, Any]) -> OutboxMessage:
     """Write the message with the caller's changes; wake a worker once they commit."""
     handler_for(kind)  # fail now, inside the transaction, rather than never deliver
     message = OutboxMessage.objects.create(kind=kind, payload=payload)
+    transaction.on_commit(partial(wake, message_id=message.pk, kind=kind))
+    return message
+
+
+def wake(*, message_id: int, kind: str) -> bool:
+    """Ask a worker to deliver the message now. Runs after the commit, so the caller's
+    changes are saved whatever happens here: a broker that cannot be reached is logged and
+    left to the sweeper (it re-sends every pending message), never turned into an error
+    for a user whose change is already saved. Returns whether the broker took it."""
     from outbox.tasks import deliver
 
-    deliver.delay_on_commit(message.pk)
-    return message
+    try:
+        deliver.apply_async((message_id,), retry_policy=WAKE_RETRY)
+    except Exception:
+        # Broad on purpose: whatever broke (broker, network, an eager task in the embedded
+        # mode), the message is committed and pending, and the sweeper will re-send it.
+        logger.warning("outbox message %s (%s) is saved but could not be handed to a "
+                       "worker now; the sweeper will deliver it", message_id, kind,
+                       exc_info=True)
+        return False
+    return True
 
 
 def _claim(message_id: int) -> OutboxMessage | None:

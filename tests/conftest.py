@@ -10,8 +10,10 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from pytest_django.plugin import blocking_manager_key
 
+from access.grants import role_grant
 from access.roles import Role
 from audit import guards
+from audit.ledger import Actor
 from config.celery import app
 from registry.models import Patient
 
@@ -72,8 +74,8 @@ def corpus_copy(tmp_path) -> Path:
 def make_user(username: str, role: str | None = None):
     user = get_user_model().objects.create_user(username=username, password="pw-" + username,
                                                 email=f"{username}@example.invalid")
-    if role:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    if role:  # as an admin would: through the service, with its ledger event
+        role_grant(user=user, role=role, actor=Actor(label="test setup", role="admin"))
     return user
 
 

@@ -112,8 +112,12 @@ def change(request, patient_id: int):
         messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
         return redirect("portal-choices", patient_id=patient.pk)
     answer = "Yes" if data["decision"] == "permit" else "No"
+    # Saved means committed; telling dataset holders runs after (through the outbox), so
+    # the page promises it without waiting for it.
+    told = (" Anyone already holding these scans for this use will be told; that may take "
+            "a few minutes." if data["decision"] == "deny" else "")
     messages.success(request, f"Saved: “{answer}” to {mid_sentence(purpose.name)} for "
-                              f"{scope_label}. You can change this at any time.")
+                              f"{scope_label}.{told} You can change this at any time.")
     return redirect("portal-choices", patient_id=patient.pk)
 
 

@@ -116,3 +116,19 @@ def test_datasets_on_consent_need_no_approval(steward, officer, hospital, data_d
         decide(dataset, officer, "approved")
     assert run_export(dataset, django_capture_on_commit_callbacks).status == \
         VersionStatus.COMPLETE
+
+
+def test_a_refusal_turned_into_an_approval_behind_the_back_is_named(steward, officer,
+                                                                    hospital):
+    from django.db import connection
+
+    from audit.vouching import verify_rows
+
+    dataset = log_only(steward)
+    approval = decide(dataset, officer, "refused", note="No such waiver on file")
+    assert verify_rows() == []
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE datasets_legalbasisapproval SET decision = 'approved' "
+                       "WHERE id = %s", [approval.pk])
+    problems = " ".join(str(p) for p in verify_rows())
+    assert f"legal basis approval {approval.pk} differs from ledger event" in problems

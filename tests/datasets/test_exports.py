@@ -37,6 +37,8 @@ def test_exclude_mode_exports_only_consented_safe_studies(steward, hospital, dat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipient"] == "Acme AI Lab" and manifest["purpose"] == "ai-training"
     assert sum(manifest["excluded_by_reason"].values()) == 3
+    # The decision time of a run that was never interrupted, not null.
+    assert manifest["decided_at"] == version.decided_at.isoformat()
     text = (out / "manifest.json").read_text() + (out / "manifest.csv").read_text()
     for study in ImagingStudy.objects.all():
         assert study.study_uid not in text  # pseudonymous ids only

@@ -7,7 +7,13 @@ from audit.models import AuditEvent
 from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
-from datasets.models import VersionStudy, WithdrawalNotice
+from datasets.exports import export_request
+from datasets.models import (
+    NoticeCause,
+    VersionStatus,
+    VersionStudy,
+    WithdrawalNotice,
+)
 from registry.models import ImagingStudy
 from tests.clients import sign_in
 from tests.datasets.helpers import STEWARD, fates, make_dataset, make_log_only, run_export
@@ -100,3 +106,85 @@ def test_a_withdrawal_through_the_api_makes_a_notice(
             content_type="application/json")
     assert response.status_code == 201, response.content
     assert version.notices.count() == 1
+
+
+def test_a_withdrawal_while_the_version_runs_is_noticed_when_it_completes(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    """Ann's chest X-ray is written, then the job stops (a path in its way); she says no to
+    that scan while the version is still running; the resumed version completes with her
+    study in it (it was written before she said no), so it must carry a notice."""
+    from datasets.deid import DeidContext
+    from datasets.exports import export_run, version_dir
+
+    callbacks = django_capture_on_commit_callbacks
+    chest = ImagingStudy.objects.get(description="CR CHEST PA", patient=hospital["ann"])
+    knee = ImagingStudy.objects.get(description="MR KNEE LEFT")
+    dataset = make_dataset(steward, selection={"study_uids": [chest.study_uid,
+                                                              knee.study_uid]})
+    context = DeidContext(secret=bytes.fromhex(dataset.secret), options=frozenset())
+    with callbacks(execute=True):
+        version = export_request(dataset=dataset, actor=STEWARD)
+        staging = version_dir(version, staging=True)
+        staging.mkdir(parents=True)
+        # A file where the knee's folder must go: the job stops after writing the chest.
+        (staging / context.remap_uid(knee.study_uid)).write_text("in the way")
+    version.refresh_from_db()
+    assert version.status == VersionStatus.RUNNING
+    assert [(f.study, f.included) for f in version.studies.all()] == [(chest, True)]
+
+    withdraw(hospital["ann"], callbacks, scope_kind="study", scope_value=chest.study_uid)
+    assert not WithdrawalNotice.objects.exists()  # nothing delivered yet
+
+    (staging / context.remap_uid(knee.study_uid)).unlink()
+    version = export_run(version_id=version.pk)  # the outbox's next delivery resumes it
+
+    assert version.status == VersionStatus.COMPLETE
+    assert fates(version)["CR CHEST PA"][0] is True  # it went out: written before the no
+    notice = version.notices.get()
+    assert notice.cause == NoticeCause.WITHDRAWN
+    assert [s.version_study.study for s in notice.studies.all()] == [chest]
+    event = AuditEvent.objects.get(action="dataset.withdrawal_notice")
+    assert event.consent_record_ids == [notice.consent_record_id]
+    assert event.details["cause"] == NoticeCause.WITHDRAWN
+
+    export_run(version_id=version.pk)  # a redelivery of a complete version adds nothing
+    assert WithdrawalNotice.objects.count() == 1
+
+
+def test_a_permit_that_lapses_after_delivery_is_noticed_by_the_daily_job(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from datasets.withdrawals import lapsed_consent_notices_create
+
+    callbacks = django_capture_on_commit_callbacks
+    ann, ben = hospital["ann"], hospital["ben"]
+    ai = Purpose.objects.get(code="ai-training")
+    now = timezone.now()
+    consent_record(patient=ben, purpose=ai, decision="permit", actor=STEWARD,
+                   source="paper", form=current_form(), expires_at=now + timedelta(days=30))
+    # Ann says no, from next month: it changes nothing today.
+    withdraw(ann, callbacks, effective_from=now + timedelta(days=40))
+    version = run_export(make_dataset(steward, selection={"modality": "CR"}), callbacks)
+    assert version.studies.filter(included=True).count() == 2
+    assert not WithdrawalNotice.objects.exists()
+
+    with callbacks(execute=True):
+        assert lapsed_consent_notices_create(at=now + timedelta(days=10)) == []
+        lapsed = lapsed_consent_notices_create(at=now + timedelta(days=31))
+    assert [n.cause for n in lapsed] == [NoticeCause.LAPSED]
+    assert [s.version_study.study.patient for s in lapsed[0].studies.all()] == [ben]
+    lapsed[0].refresh_from_db()
+    assert lapsed[0].consent_record is None and lapsed[0].emailed_at is not None
+
+    with callbacks(execute=True):
+        later = lapsed_consent_notices_create(at=now + timedelta(days=41))
+    assert [n.cause for n in later] == [NoticeCause.WITHDRAWN]
+    assert [s.version_study.study.patient for s in later[0].studies.all()] == [ann]
+
+    with callbacks(execute=True):  # every day after: nothing twice
+        assert lapsed_consent_notices_create(at=now + timedelta(days=42)) == []
+    events = AuditEvent.objects.filter(action="dataset.withdrawal_notice")
+    assert sorted(e.details["cause"] for e in events) == ["lapsed", "withdrawn"]

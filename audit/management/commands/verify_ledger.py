@@ -15,10 +15,10 @@ class Command(BaseCommand):
     def handle(self, *args, checkpoint, **options):
         run = verification_run(trigger="command")
         if not run.ok:
-            raise CommandError("LEDGER BROKEN: " + run.problem)
+            raise CommandError("LEDGER BROKEN: " + run.problem.replace("\n", "\n  "))
         self.stdout.write(self.style.SUCCESS(
             f"Ledger intact: {run.checked} events chained, checked against "
-            f"{run.checkpoints} signed checkpoints."))
+            f"{run.checkpoints} signed checkpoints; every vouched row matches its event."))
         if run.pending:
             self.stdout.write(f"{run.pending} recent events are waiting to be chained.")
         if checkpoint:

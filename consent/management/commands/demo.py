@@ -2,11 +2,11 @@ from base64 import b32encode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from access.grants import role_grant
 from access.models import ApiToken, TokenScope
 from access.roles import Role
 from access.tokens import api_token_create, api_token_revoke
@@ -101,7 +101,7 @@ class Command(BaseCommand):
                 user.is_staff = user.is_superuser = role is None
                 user.save()
             if role:
-                user.groups.add(Group.objects.get_or_create(name=role)[0])
+                role_grant(user=user, role=role, actor=Actor.system("demo"))
             if role != Role.PATIENT and not TOTPDevice.objects.filter(user=user).exists():
                 # Privileged sign-ins take a second step; the demo's authenticator key is
                 # printed for testers (production accounts enrol their own).

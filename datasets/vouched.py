@@ -1,0 +1,38 @@
+"""Datasets are rows the ledger vouches for (audit/vouching.py): what a dataset is for, who
+gets it, what it selects and under which legal basis decide what leaves the hospital."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.vouching import VouchedTable, register_vouched
+from datasets.models import Dataset, LegalBasisApproval
+
+DATASET = "datasets.dataset"
+APPROVAL = "datasets.legalbasisapproval"
+
+
+def dataset_canonical(row: Dataset) -> dict[str, Any]:
+    return {
+        "name": row.name, "purpose": row.purpose_id, "owner": row.owner_id,
+        "recipient": row.recipient, "description": row.description,
+        "enforcement": row.enforcement, "irb_waiver": row.irb_waiver,
+        "approving_body": row.approving_body, "approver": row.approver,
+        "selection": row.selection, "deid_options": row.deid_options,
+        "defaced_upstream": row.defaced_upstream, "created_at": row.created_at,
+    }
+
+
+def approval_canonical(row: LegalBasisApproval) -> dict[str, Any]:
+    return {
+        "dataset": row.dataset_id, "decision": row.decision, "decided_by": row.decided_by_id,
+        "legal_basis": row.legal_basis, "note": row.note, "decided_at": row.decided_at,
+    }
+
+
+def register() -> None:
+    register_vouched(VouchedTable(name=DATASET, label="dataset", model=Dataset,
+                                  canonical=dataset_canonical))
+    # A privacy officer's approval is what lets studies leave without consent.
+    register_vouched(VouchedTable(name=APPROVAL, label="legal basis approval",
+                                  model=LegalBasisApproval, canonical=approval_canonical))
