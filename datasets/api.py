@@ -20,7 +20,13 @@ from datasets import selectors
 from datasets.approvals import approval_state
 from datasets.deid import Option
 from datasets.exports import dataset_create, export_preview, export_request
-from datasets.models import Dataset, DatasetVersion, Enforcement, WithdrawalNotice
+from datasets.models import (
+    BurnedInText,
+    Dataset,
+    DatasetVersion,
+    Enforcement,
+    WithdrawalNotice,
+)
 from datasets.packaging import NotDownloadable, version_download, zip_name
 from datasets.signing import public_pem, published_keys
 
@@ -79,7 +85,8 @@ class DatasetOut(serializers.ModelSerializer):
         model = Dataset
         fields = ["id", "name", "purpose", "owner", "recipient", "description",
                   "enforcement", "irb_waiver", "approving_body", "approver", "legal_basis",
-                  "approval", "selection", "deid_options", "defaced_upstream", "created_at"]
+                  "approval", "selection", "deid_options", "defaced_upstream",
+                  "burned_in_text", "created_at"]
 
     def get_approval(self, dataset) -> str:
         return approval_state(dataset)
@@ -114,12 +121,16 @@ class DatasetCreateIn(serializers.Serializer):
         child=serializers.ChoiceField(choices=Option.ALL), required=False,
         default=[Option.MODIFIED_DATES, Option.PATIENT_CHARACTERISTICS])
     defaced_upstream = serializers.BooleanField(default=False)
+    burned_in_text = serializers.ChoiceField(choices=BurnedInText.choices,
+                                             default=BurnedInText.EXCLUDE)
 
 
 class PreviewOut(serializers.Serializer):
     selected = serializers.IntegerField()
     included = serializers.IntegerField()
     excluded = serializers.DictField(child=serializers.IntegerField())
+    pixel_checks = serializers.IntegerField(
+        help_text="included studies whose pixels the run reads for burned-in text first")
 
 
 class DatasetListApi(generics.ListCreateAPIView):

@@ -30,9 +30,11 @@ from audit.vouching import vouch, vouched_details
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
 from consent.models import Purpose
 from datasets.approvals import approval_requested, ensure_may_run
+from datasets.burned_in import redact, study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
 from datasets.manifest import write_manifest
 from datasets.models import (
+    BurnedInText,
     Dataset,
     DatasetVersion,
     Enforcement,
@@ -41,6 +43,7 @@ from datasets.models import (
     VersionStudy,
 )
 from datasets.selection import (
+    needs_pixel_check,
     selected_studies,
     selection_clean,
     unsafe_reason,
@@ -60,9 +63,12 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
                    actor: Actor, enforcement: str = Enforcement.EXCLUDE,
                    deid_options: list[str] | None = None, irb_waiver: str = "",
                    approving_body: str = "", approver: str = "", description: str = "",
-                   defaced_upstream: bool = False) -> Dataset:
+                   defaced_upstream: bool = False,
+                   burned_in_text: str = BurnedInText.EXCLUDE) -> Dataset:
     if enforcement not in Enforcement.values:
         raise ValidationError({"enforcement": f"unknown mode {enforcement!r}"})
+    if burned_in_text not in BurnedInText.values:
+        raise ValidationError({"burned_in_text": f"choose {' or '.join(BurnedInText.values)}"})
     if enforcement == Enforcement.LOG_ONLY and not (irb_waiver and approving_body
                                                      and approver):
         raise ValidationError({"irb_waiver": "log-only needs a legal basis: IRB waiver "
@@ -82,6 +88,7 @@ def dataset_create(*, name: str, purpose: Purpose, owner, recipient: str, select
             description=description, enforcement=enforcement, irb_waiver=irb_waiver,
             approving_body=approving_body, approver=approver, selection=selection,
             deid_options=options, defaced_upstream=defaced_upstream,
+            burned_in_text=burned_in_text,
             secret=secrets.token_hex(32))
         ledger.record(action="dataset.created", actor=actor, dataset_ref=dataset.pk,
                       purpose_code=purpose.code, legal_basis=dataset.legal_basis,
@@ -120,11 +127,16 @@ def export_preview(dataset: Dataset) -> dict:
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     excluded = Counter(_consent_reason(d) for d in decisions.values()
                        if not d.allowed and not log_only)
-    unsafe = unsafe_reasons(selected, defaced_upstream=dataset.defaced_upstream)
+    unsafe, to_check = unsafe_reasons(
+        selected, defaced_upstream=dataset.defaced_upstream,
+        redact_text=dataset.burned_in_text == BurnedInText.REDACT)
     excluded.update(reason for pk, reason in unsafe.items()
                     if decisions[pk].allowed or log_only)
+    # Counted as included: whether text is burned into their pixels is known only when a
+    # run reads them.
+    pixel_checks = sum(1 for pk in to_check if decisions[pk].allowed or log_only)
     return {"selected": len(decisions), "included": len(decisions) - excluded.total(),
-            "excluded": dict(excluded)}
+            "excluded": dict(excluded), "pixel_checks": pixel_checks}
 
 
 def _consent_reason(decision: ConsentDecision) -> str:
@@ -219,8 +231,15 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
                      reason=f"files missing or unreadable since registration "
                             f"({type(exc).__name__})")
         return
-    unsafe = unsafe_reason(study, [str(h.get("BurnedInAnnotation", "") or "").upper()
-                                   for h in headers], defaced_upstream=dataset.defaced_upstream)
+    burned_in = [str(h.get("BurnedInAnnotation", "") or "").upper() for h in headers]
+    redact_text = dataset.burned_in_text == BurnedInText.REDACT
+    unsafe = unsafe_reason(study, burned_in, defaced_upstream=dataset.defaced_upstream,
+                           redact_text=redact_text)
+    check = None
+    if not unsafe and needs_pixel_check(study, burned_in):
+        check = study_pixel_check([i.path for i in instances], redact_text=redact_text,
+                                  header_says_text="YES" in burned_in)
+        unsafe = check.refused
     if unsafe:
         _record_fate(version, study, actor, decision, included=False, reason=unsafe)
         return
@@ -234,8 +253,10 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
     size = 0
     pseudo_uid = context.remap_uid(study.study_uid)
     for instance in instances:
-        ds = deidentify(pydicom.dcmread(instance.path), context,
-                        consent=ConsentStamp("YES" if latest.allowed else "NO"))
+        ds = pydicom.dcmread(instance.path)
+        if check and check.boxes.get(instance.path):
+            redact(ds, check.boxes[instance.path])
+        ds = deidentify(ds, context, consent=ConsentStamp("YES" if latest.allowed else "NO"))
         target = staging / ds.StudyInstanceUID / ds.SeriesInstanceUID / \
             f"{ds.SOPInstanceUID}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -246,12 +267,13 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
         dataset=dataset, patient_id=study.patient_id,
         defaults={"pseudonym": context.pseudonym(study.patient.issuer, study.patient.mrn)})
     _record_fate(version, study, actor, latest, included=True, violation=not latest.allowed,
-                 reason=latest.reason, pseudo_uid=pseudo_uid, files=written, size=size)
+                 reason=latest.reason, pseudo_uid=pseudo_uid, files=written, size=size,
+                 pixels=check.summary if check else "")
 
 
 def _record_fate(version, study, actor, decision, *, included: bool, reason: str,
                  violation: bool = False, pseudo_uid: str = "", files: int = 0,
-                 size: int = 0) -> None:
+                 size: int = 0, pixels: str = "") -> None:
     dataset = version.dataset
     action = ("export.violation" if violation else "export.included") if included else \
         "export.excluded"
@@ -266,7 +288,8 @@ def _record_fate(version, study, actor, decision, *, included: bool, reason: str
             consent_record_ids=list(decision.record_ids), reason=reason,
             outcome="success" if included else "denied",
             details={"version": version.number, "recipient": dataset.recipient,
-                     "pseudonymous_study_uid": pseudo_uid, "files": files})
+                     "pseudonymous_study_uid": pseudo_uid, "files": files,
+                     **({"pixels": pixels} if pixels else {})})
         DatasetVersion.objects.filter(pk=version.pk).update(
             studies_done=F("studies_done") + 1, files_written=F("files_written") + files,
             bytes_written=F("bytes_written") + size)

@@ -4,7 +4,7 @@ from django import forms
 
 from consent.models import Purpose
 from datasets.deid import Option
-from datasets.models import Enforcement
+from datasets.models import BurnedInText, Enforcement
 
 OPTION_LABELS = {
     Option.MODIFIED_DATES: "Keep intervals between dates (dates shifted per patient)",
@@ -44,6 +44,12 @@ class DatasetForm(forms.Form):
         help_text="Only tick this if a defacing tool really ran: 3D head scans are left out "
                   "otherwise.")
 
+    burned_in_text = forms.ChoiceField(
+        choices=BurnedInText.choices, initial=BurnedInText.EXCLUDE, required=False,
+        label="When text is found burned into an image",
+        help_text="Ultrasound, secondary captures and the like are read for text in their "
+                  "pixels before they may leave.")
+
     def selection(self) -> dict:
         data = self.cleaned_data
         uids = [line.strip() for line in data["study_uids"].splitlines() if line.strip()]
@@ -58,5 +64,7 @@ class DatasetForm(forms.Form):
         data = self.cleaned_data
         return {key: data[key] for key in (
             "name", "purpose", "recipient", "description", "enforcement", "irb_waiver",
-            "approving_body", "approver", "deid_options", "defaced_upstream")
-        } | {"selection": self.selection()}
+            "approving_body", "approver", "deid_options", "defaced_upstream",
+            "burned_in_text")
+        } | {"selection": self.selection(),
+             "burned_in_text": data["burned_in_text"] or BurnedInText.EXCLUDE}

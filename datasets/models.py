@@ -13,6 +13,11 @@ class Enforcement(models.TextChoices):
     LOG_ONLY = "log-only", "Export all, log each missing consent (needs a legal basis)"
 
 
+class BurnedInText(models.TextChoices):
+    EXCLUDE = "exclude", "Leave the study out"
+    REDACT = "redact", "Black the text out and include the study"
+
+
 class Dataset(models.Model):
     name = models.CharField(max_length=200)
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
@@ -29,6 +34,9 @@ class Dataset(models.Model):
     selection = models.JSONField(default=dict)
     deid_options = models.JSONField(default=list)
     defaced_upstream = models.BooleanField(default=False)
+    # When OCR finds text burned into an image's pixels (datasets/burned_in.py).
+    burned_in_text = models.CharField(max_length=8, choices=BurnedInText.choices,
+                                      default=BurnedInText.EXCLUDE)
     # The key behind this dataset's pseudonyms and UIDs. It never leaves the registry.
     secret = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)

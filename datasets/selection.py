@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from registry.models import ImagingStudy, Instance, Series
 
 # Modalities whose images often carry burned-in text (names, dates) in the pixels.
-BURNED_IN_PRONE = {"US", "SC", "OT", "XC", "ES", "GM", "SM", "DOC"}
+BURNED_IN_PRONE = {"US", "SC", "OT", "XA", "XC", "ES", "GM", "SM", "DOC"}
 VOLUME_MODALITIES = {"CT", "MR", "PT"}
 
 
@@ -101,20 +101,32 @@ def _age(study: ImagingStudy) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream: bool
-                  ) -> str:
-    """Why the study cannot be made safe by header de-identification, or '' if it can.
-    ``burned_in`` holds each instance's BurnedInAnnotation value ('' when absent)."""
+def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream: bool,
+                  redact_text: bool = False) -> str:
+    """Why the study cannot be made safe, or '' if it can (its pixels may still need the
+    OCR check: ``needs_pixel_check``). ``burned_in`` holds each instance's
+    BurnedInAnnotation value ('' when absent)."""
     volumes = [regions for modality, regions in study.series.values_list(
         "modality", "anatomy_regions") if modality in VOLUME_MODALITIES]
     return _unsafe({m for m in study.modalities.split("\\") if m}, burned_in, volumes,
-                   defaced_upstream=defaced_upstream)
+                   defaced_upstream=defaced_upstream, redact_text=redact_text)
 
 
-def unsafe_reasons(studies: QuerySet[ImagingStudy], *, defaced_upstream: bool
-                   ) -> dict[int, str]:
-    """The same rule for many studies at once, from what registration stored (no file is
-    opened): {study id: reason} for those that cannot be made safe."""
+def needs_pixel_check(study: ImagingStudy, burned_in: list[str]) -> bool:
+    """Whether the pixels must be read for burned-in text before the study may leave."""
+    return _needs_pixel_check({m for m in study.modalities.split("\\") if m}, burned_in)
+
+
+def _needs_pixel_check(modalities: set[str], burned_in: list[str]) -> bool:
+    return any(value == "YES" for value in burned_in) or bool(
+        modalities & BURNED_IN_PRONE and any(value != "NO" for value in burned_in))
+
+
+def unsafe_reasons(studies: QuerySet[ImagingStudy], *, defaced_upstream: bool,
+                   redact_text: bool = False) -> tuple[dict[int, str], set[int]]:
+    """The same rules for many studies at once, from what registration stored (no file is
+    opened): {study id: reason} for those that cannot be made safe, and the ids of the
+    others whose pixels a run will read for burned-in text."""
     ids = studies.values("pk")
     modalities = dict(ImagingStudy.objects.filter(pk__in=ids).values_list("pk", "modalities"))
     burned: dict[int, list[str]] = {}
@@ -126,21 +138,23 @@ def unsafe_reasons(studies: QuerySet[ImagingStudy], *, defaced_upstream: bool
             study__in=ids, modality__in=VOLUME_MODALITIES).values_list("study_id",
                                                                        "anatomy_regions"):
         volumes.setdefault(study_id, []).append(regions)
-    found = {pk: _unsafe({m for m in text.split("\\") if m}, burned.get(pk, []),
-                         volumes.get(pk, []), defaced_upstream=defaced_upstream)
-             for pk, text in modalities.items()}
-    return {pk: reason for pk, reason in found.items() if reason}
+    kinds = {pk: {m for m in text.split("\\") if m} for pk, text in modalities.items()}
+    found = {pk: _unsafe(kinds[pk], burned.get(pk, []), volumes.get(pk, []),
+                         defaced_upstream=defaced_upstream, redact_text=redact_text)
+             for pk in kinds}
+    unsafe = {pk: reason for pk, reason in found.items() if reason}
+    to_check = {pk for pk in kinds if pk not in unsafe
+                and _needs_pixel_check(kinds[pk], burned.get(pk, []))}
+    return unsafe, to_check
 
 
 def _unsafe(modalities: set[str], burned_in: list[str], volume_regions: list[str], *,
-            defaced_upstream: bool) -> str:
+            defaced_upstream: bool, redact_text: bool = False) -> str:
     """The rule itself, written once. ``volume_regions``: each CT, MR or PT series' regions
-    as registration read them ('' when its anatomy is unknown)."""
-    if any(value == "YES" for value in burned_in):
+    as registration read them ('' when its anatomy is unknown). Images that may carry
+    burned-in text are not refused here: a run reads their pixels (datasets/burned_in.py)."""
+    if any(value == "YES" for value in burned_in) and not redact_text:
         return "burned-in annotation: the pixels carry text"
-    if modalities & BURNED_IN_PRONE and any(value != "NO" for value in burned_in):
-        return (f"{'/'.join(sorted(modalities & BURNED_IN_PRONE))} images may carry burned-in "
-                "text and do not say they do not")
     if "SR" in modalities:
         return "structured report with free text (Clean Structured Content is not applied)"
     if not defaced_upstream:

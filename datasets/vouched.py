@@ -19,7 +19,8 @@ def dataset_canonical(row: Dataset) -> dict[str, Any]:
         "enforcement": row.enforcement, "irb_waiver": row.irb_waiver,
         "approving_body": row.approving_body, "approver": row.approver,
         "selection": row.selection, "deid_options": row.deid_options,
-        "defaced_upstream": row.defaced_upstream, "created_at": row.created_at,
+        "defaced_upstream": row.defaced_upstream, "burned_in_text": row.burned_in_text,
+        "created_at": row.created_at,
     }
 
 

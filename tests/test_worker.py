@@ -150,13 +150,15 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
         broker_queue, tmp_path, steward):
     from datetime import date
 
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     from consent.models import Purpose
     from consent.selectors import current_form
     from consent.services import consent_record
     from datasets.exports import dataset_create, export_request
     from datasets.manifest import verify_manifest
     from datasets.models import DatasetVersion, VersionStatus, VersionStudy
-    from datasets.signing import published_keys
+    from datasets.signing import key_id
     from registry.demo import RECIPES, SyntheticPatient, write_study
     from registry.models import Patient
     from registry.registration import dicom_ingest_paths
@@ -206,6 +208,9 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
     decided = AuditEvent.objects.filter(action__in=["export.included", "export.excluded"],
                                         dataset_ref=str(dataset.pk))
     assert decided.count() == 40  # one event per study, none twice after the resume
-    assert verify_manifest(exports / "v1", published_keys()) == []
+    # Signed by the worker with its installation's export key (its own data directory).
+    worker_key = load_pem_private_key(
+        (tmp_path / "worker" / "export-signing-key.pem").read_bytes(), None).public_key()
+    assert verify_manifest(exports / "v1", {key_id(worker_key): worker_key}) == []
     assert len(list((exports / "v1").rglob("*.dcm"))) == 30
     assert not (exports / "v1.partial").exists()

@@ -34,7 +34,7 @@ def test_a_system_with_the_export_scope_runs_an_export_end_to_end(
     assert created.json()["owner"] == steward.username
 
     preview = client.get(f"/api/v1/datasets/{dataset_id}/preview", **auth).json()
-    assert preview == {"selected": 2, "included": 1,
+    assert preview == {"selected": 2, "included": 1, "pixel_checks": 0,
                        "excluded": {"no consent (default policy)": 1}}
 
     with django_capture_on_commit_callbacks(execute=True):
