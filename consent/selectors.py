@@ -25,7 +25,10 @@ from registry import vocabulary
 from registry.models import ImagingStudy, Patient, Series
 
 # The patient sees exactly what the auditors' accounting of disclosures lists.
-USE_ACTIONS = DISCLOSURE_ACTIONS
+# The patient sees what the auditors' accounting of disclosures lists, and also when their
+# scans were withdrawn from a dataset and when the recipient confirmed deleting them.
+WITHDRAWAL_ACTIONS = ("dataset.withdrawal_notice", "dataset.withdrawal_confirmed")
+USE_ACTIONS = (*DISCLOSURE_ACTIONS, *WITHDRAWAL_ACTIONS)
 
 
 def patients_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Patient]:

@@ -176,10 +176,18 @@ class WithdrawalNotice(models.Model):
                                        on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # The recipient's word that they deleted the studies: who said so, how, when recorded.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.CharField(max_length=200, blank=True)
+    confirmation = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confirmed_at__isnull=True)
+                | (~models.Q(confirmed_by="") & ~models.Q(confirmation="")),
+                name="notice_confirmation_complete"),
             models.CheckConstraint(
                 condition=models.Q(cause="lapsed")
                 | models.Q(cause="withdrawn", consent_record__isnull=False),

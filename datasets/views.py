@@ -25,6 +25,7 @@ from datasets.models import (
 )
 from datasets.packaging import NotDownloadable, version_download, zip_name
 from datasets.signing import public_pem, published_keys
+from datasets.withdrawals import withdrawal_confirm
 
 steward_only = role_required(Role.STEWARD)
 FATES_SHOWN = 1000  # a page, not a dump; the manifest and the API hold the rest
@@ -169,3 +170,17 @@ def export_public_key(request):
     secret, and a recipient has no account here."""
     return render(request, "datasets/public_key.html", {
         "keys": [(kid, public_pem(public)) for kid, public in published_keys().items()]})
+
+
+@steward_only
+@require_POST
+def withdrawal_confirm_view(request, notice_id: int):
+    notice = get_object_or_404(WithdrawalNotice.objects.select_related("version"), pk=notice_id)
+    try:
+        withdrawal_confirm(notice=notice, confirmed_by=request.POST.get("confirmed_by", ""),
+                           how=request.POST.get("how", ""), actor=_actor(request))
+    except ValidationError as exc:
+        messages.error(request, "Nothing was recorded: " + "; ".join(exc.messages))
+    else:
+        messages.success(request, "The recipient's confirmation of deletion is recorded.")
+    return redirect("dataset", dataset_id=notice.version.dataset_id)

@@ -22,6 +22,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
@@ -173,3 +174,33 @@ def notice_email_send(payload: dict[str, Any]) -> None:
                      + "\n\nThe next version of the dataset leaves them out."),
             from_email=None, recipient_list=[dataset.owner.email])
     WithdrawalNotice.objects.filter(pk=notice.pk).update(emailed_at=timezone.now())
+
+
+@transaction.atomic
+def withdrawal_confirm(*, notice: WithdrawalNotice, confirmed_by: str, how: str,
+                       actor: Actor) -> WithdrawalNotice:
+    """Record the recipient's confirmation that they deleted the withdrawn studies: who
+    confirmed and how (an email of a date, a signed form …). Once; a ledger event the
+    patient sees."""
+    notice = (WithdrawalNotice.objects.select_for_update()
+              .select_related("version__dataset__purpose").get(pk=notice.pk))
+    confirmed_by, how = confirmed_by.strip()[:200], how.strip()[:500]
+    if not confirmed_by:
+        raise ValidationError({"confirmed_by": "say who at the recipient confirmed"})
+    if not how:
+        raise ValidationError({"how": "say how they confirmed (an email, a signed form …)"})
+    if notice.confirmed_at is not None:
+        raise ValidationError({"confirmed_by": "this notice was confirmed already"})
+    notice.confirmed_at = timezone.now()
+    notice.confirmed_by, notice.confirmation = confirmed_by, how
+    notice.save(update_fields=["confirmed_at", "confirmed_by", "confirmation"])
+    dataset = notice.version.dataset
+    studies = notice.studies.select_related("version_study__study")
+    for patient_id in sorted({s.version_study.study.patient_id for s in studies}):
+        ledger.record(
+            action="dataset.withdrawal_confirmed", actor=actor, patient_ref=patient_id,
+            dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
+            details={"version": notice.version.number, "notice": notice.pk,
+                     "recipient": dataset.recipient, "confirmed_by": confirmed_by,
+                     "how": how})
+    return notice

@@ -22,7 +22,7 @@ from access.roles import Role
 from access.tokens import api_token_create
 from audit import ledger
 from audit.ledger import Actor
-from datasets.models import DatasetVersion
+from datasets.models import DatasetVersion, WithdrawalNotice
 from tests.clients import sign_in
 from tests.conftest import make_user
 from tests.consent.factories import make_record, make_study
@@ -78,6 +78,7 @@ def world(db):
     dataset = make_dataset(people["steward"], enforcement="log-only", irb_waiver="W-1",
                            approving_body="Board", approver="Dr Q")
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="stella")
+    notice = WithdrawalNotice.objects.create(version=version, cause="lapsed")
     event = ledger.record(action="login.succeeded", actor=Actor(label="x"))
     system = make_user("system")
     for role in (Role.STAFF, Role.STEWARD, Role.AUDITOR):
@@ -91,7 +92,8 @@ def world(db):
             actor=Actor(label="admin"))[0].pk
     return {"people": people, "tokens": tokens, "own_tokens": own_tokens,
             "ids": {"patient_id": alice.pk, "study_id": study.pk, "dataset_id": dataset.pk,
-                    "version_id": version.pk, "export_id": version.pk, "event_id": event.pk}}
+                    "version_id": version.pk, "export_id": version.pk, "event_id": event.pk,
+                    "notice_id": notice.pk}}
 
 
 def concrete(pattern: str, ids: dict) -> str:
