@@ -132,8 +132,13 @@ def _words(image: Image.Image) -> list[TextBox]:
 
 
 def _read(image: Image.Image, factor: int) -> list[TextBox]:
-    data = pytesseract.image_to_data(image, config="--psm 11",
-                                     output_type=pytesseract.Output.DICT)
+    try:
+        data = pytesseract.image_to_data(image, config="--psm 11",
+                                         output_type=pytesseract.Output.DICT)
+    except (pytesseract.TesseractNotFoundError, pytesseract.TesseractError) as exc:
+        # No OCR, no check: the study stays in only if it is checked.
+        raise PixelsUnreadable(f"the OCR engine could not run ({type(exc).__name__}); "
+                               "install tesseract-ocr") from exc
     words = []
     for n, text in enumerate(data["text"]):
         text = (text or "").strip()
@@ -165,7 +170,7 @@ def study_pixel_check(paths: list[str], *, redact_text: bool,
             found, clean = (boxes_to_black_out(ds) if redact_text
                             else (find_text(ds), True))
         except PixelsUnreadable as exc:
-            return PixelCheck(refused="pixels could not be decoded to look for burned-in "
+            return PixelCheck(refused="pixels could not be read to look for burned-in "
                                       f"text ({exc})", boxes={}, summary="")
         if not clean:
             return PixelCheck(refused="burned-in text still read after blacking out "

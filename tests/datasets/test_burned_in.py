@@ -125,7 +125,7 @@ def test_an_export_leaves_out_an_ultrasound_with_text_by_default(
                          django_capture_on_commit_callbacks)
     assert not fate(version, "US ABDOMEN").included
     assert "burned-in text found in the pixels" in fate(version, "US ABDOMEN").reason
-    assert "could not be decoded" in fate(version, "US JPEG-LS").reason
+    assert "could not be read" in fate(version, "US JPEG-LS").reason
 
 
 def test_an_export_can_black_the_text_out_and_include_the_study(
@@ -139,3 +139,15 @@ def test_an_export_can_black_the_text_out_and_include_the_study(
     assert ds.BurnedInAnnotation == "NO" and find_text(ds) == []
     event = AuditEvent.objects.get(action="export.included")
     assert event.details["pixels"].startswith("burned-in text blacked out")
+
+
+def test_without_the_ocr_engine_nothing_unchecked_leaves(steward, ultrasounds, data_dir,
+                                                         django_capture_on_commit_callbacks,
+                                                         monkeypatch):
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    version = run_export(make_dataset(steward, selection={"modality": "US"}),
+                         django_capture_on_commit_callbacks)
+    assert "OCR engine could not run" in fate(version, "US ABDOMEN").reason
+    assert not VersionStudy.objects.filter(version=version, included=True).exists()
