@@ -18,7 +18,8 @@ from registry.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
 from registry.models import ImagingStudy, Patient
 from registry.registration import dicom_ingest_paths
 
-DEMO_TOTP_KEY = "636f6e73656e7472792d64656d6f2d6b65792d3031"  # hex of a made-up key
+# Hex of a made-up 20-byte key: 32 base32 letters with no padding, as every app accepts.
+DEMO_TOTP_KEY = "636f6e73656e7472792d64656d6f2d6b65792d31"
 DEMO_TOKEN_NAME = "demo AI platform"  # noqa: S105 - a label, not a secret
 DEMO_ACCOUNTS = (
     # username, role, password, what they can try
@@ -34,7 +35,7 @@ DEMO_ACCOUNTS = (
 
 def demo_totp_secret() -> str:
     """The demo key as authenticator apps take it (base32)."""
-    return b32encode(bytes.fromhex(DEMO_TOTP_KEY)).decode()
+    return b32encode(bytes.fromhex(DEMO_TOTP_KEY)).decode().rstrip("=")
 
 
 class Command(BaseCommand):
