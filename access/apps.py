@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 
 
 class AccessConfig(AppConfig):
@@ -19,3 +21,18 @@ class AccessConfig(AppConfig):
 
         register(PASSWORD_RESET_EMAIL, password_reset_email_send)
         grants.register()  # role grants are rows the ledger vouches for
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def base_url_configured(app_configs, **kwargs):
+    """Invitation and password-reset emails are built by workers, with no request to take
+    the host from: a link to localhost would reach no patient."""
+    base = settings.CONSENTRY_BASE_URL
+    if settings.PRODUCTION and (not base.startswith("https://") or "127.0.0.1" in base
+                                or "localhost" in base):
+        return [checks.Warning(
+            f"CONSENTRY_BASE_URL is {base!r}: links in invitation and password-reset emails "
+            "will not reach anyone.",
+            hint="Set CONSENTRY_BASE_URL to the https:// address patients and staff use.",
+            id="consentry.W003")]
+    return []

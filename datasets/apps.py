@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 
 
 class DatasetsConfig(AppConfig):
@@ -21,3 +23,17 @@ class DatasetsConfig(AppConfig):
         from datasets import vouched
 
         vouched.register()  # datasets are rows the ledger vouches for
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def export_key_configured(app_configs, **kwargs):
+    """Recipients pin the hospital's export key: in production it must be a key the
+    hospital keeps and publishes, not one made up in the data directory."""
+    if settings.PRODUCTION and not settings.CONSENTRY_EXPORT_SIGNING_KEY:
+        return [checks.Warning(
+            "CONSENTRY_EXPORT_SIGNING_KEY is not set: export manifests are signed with a key "
+            "generated in the data directory, which recipients cannot have pinned.",
+            hint="Set CONSENTRY_EXPORT_SIGNING_KEY to an Ed25519 private key (PEM) from your "
+                 "secret store and publish its public half (/exports/public-key/).",
+            id="consentry.W002")]
+    return []

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,7 +67,9 @@ def production_env(tmp_path) -> dict[str, str]:
     return {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/consentry",
             "SECRET_KEY": "a-long-random-production-secret-" + "x9Q#" * 12,
             "ALLOWED_HOSTS": "consentry.hospital.example",
-            "CONSENTRY_LEDGER_SIGNING_KEY": key, "CONSENTRY_DATA_DIR": str(tmp_path)}
+            "CONSENTRY_LEDGER_SIGNING_KEY": key, "CONSENTRY_EXPORT_SIGNING_KEY": key,
+            "CONSENTRY_BASE_URL": "https://consentry.hospital.example",
+            "CONSENTRY_DATA_DIR": str(tmp_path)}
 
 
 DEPLOY_CHECK = ("import django; django.setup(); from django.core.management import "
@@ -83,3 +87,20 @@ def test_deploy_checks_warn_when_the_ledger_signing_key_is_not_set(tmp_path):
     result = run_django(DEPLOY_CHECK, env)
     assert result.returncode != 0
     assert "consentry.W001" in result.stderr
+
+
+def test_deploy_checks_warn_when_the_export_key_is_not_set(tmp_path):
+    env = production_env(tmp_path)
+    del env["CONSENTRY_EXPORT_SIGNING_KEY"]
+    result = run_django(DEPLOY_CHECK, env)
+    assert result.returncode != 0
+    assert "consentry.W002" in result.stderr
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8000", "http://consentry.example",
+                                  "https://localhost"])
+def test_deploy_checks_warn_when_email_links_would_reach_nobody(tmp_path, base):
+    env = {**production_env(tmp_path), "CONSENTRY_BASE_URL": base}
+    result = run_django(DEPLOY_CHECK, env)
+    assert result.returncode != 0
+    assert "consentry.W003" in result.stderr
