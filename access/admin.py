@@ -9,17 +9,12 @@ from django.contrib.auth.admin import UserAdmin
 
 from access.grants import roles_set
 from access.models import ApiToken
-from access.roles import allowed_scopes, primary_role
+from access.roles import allowed_scopes, person_actor
 from access.tokens import api_token_revoke
 from audit.admin import ReadOnlyAdmin
-from audit.ledger import Actor
 
 User = get_user_model()
 
-
-def _actor(request) -> Actor:
-    return Actor.for_user(request.user, role=primary_role(request.user) or "admin",
-                          ip=request.META.get("REMOTE_ADDR"))
 
 
 @admin.register(ApiToken)
@@ -39,7 +34,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        actor = _actor(request)
+        actor = person_actor(request)
         for token in queryset.select_related("owner"):
             api_token_revoke(token=token, actor=actor)
         self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
@@ -52,7 +47,7 @@ class LedgeredUserAdmin(UserAdmin):
         groups = form.cleaned_data.pop("groups", None)
         super().save_related(request, form, formsets, change)
         if groups is not None:
-            roles_set(user=form.instance, groups=groups, actor=_actor(request))
+            roles_set(user=form.instance, groups=groups, actor=person_actor(request))
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 from access.models import TokenScope
+from audit.ledger import Actor
 
 
 class Role(models.TextChoices):
@@ -83,3 +84,9 @@ def role_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+def person_actor(request) -> Actor:
+    """The signed-in person behind a page request, as the ledger records them."""
+    return Actor.for_user(request.user, role=primary_role(request.user),
+                          ip=request.META.get("REMOTE_ADDR"))

@@ -12,7 +12,7 @@ from django_otp import login as otp_login
 from django_otp import user_has_device
 
 from access.forms import SecondFactorForm
-from access.roles import is_privileged, primary_role
+from access.roles import is_privileged, person_actor
 from access.two_factor import (
     authenticator_draft,
     is_verified,
@@ -20,14 +20,9 @@ from access.two_factor import (
     two_factor_enrol,
     two_factor_verify,
 )
-from audit.ledger import Actor
 
 PENDING_KEY = "two_factor_pending_key"
 
-
-def _actor(request) -> Actor:
-    return Actor.for_user(request.user, role=primary_role(request.user),
-                          ip=request.META.get("REMOTE_ADDR"))
 
 
 def _next(request) -> str:
@@ -48,7 +43,7 @@ def verify(request):
     form = SecondFactorForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         device = two_factor_verify(user=request.user, code=form.cleaned_data["code"],
-                                   actor=_actor(request))
+                                   actor=person_actor(request))
         if device is not None:
             otp_login(request, device)
             if device.name == "recovery codes":
@@ -75,7 +70,7 @@ def setup(request):
     if request.method == "POST" and form.is_valid():
         try:
             confirmed, codes = two_factor_enrol(user=request.user, key=device.key,
-                                                actor=_actor(request),
+                                                actor=person_actor(request),
                                                 code=form.cleaned_data["code"])
         except ValidationError as exc:
             form.add_error("code", exc.message_dict["code"])

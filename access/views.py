@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import user_passes_test
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
@@ -16,11 +17,18 @@ from access.forms import ApiTokenForm
 from access.limits import seconds_to_wait, sign_in_wait
 from access.models import ApiToken
 from access.passwords import OutboxPasswordResetForm
-from access.roles import ROLE_SCOPES, allowed_scopes, primary_role, role_required
+from access.roles import ROLE_SCOPES, allowed_scopes, person_actor, primary_role, role_required
 from access.tokens import api_token_create, api_token_revoke
 from audit import codes, ledger
 from audit.ledger import Actor
 from audit.models import Outcome
+
+
+def too_many_attempts(request, wait: int):
+    response = render(request, "access/rate_limited.html", {"minutes": -(-wait // 60)},
+                      status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class LoginView(auth_views.LoginView):
@@ -31,10 +39,7 @@ class LoginView(auth_views.LoginView):
                           outcome=Outcome.DENIED, reason="too many sign-in attempts",
                           actor=Actor(label=(request.POST.get("username") or "")[:150]
                                       or "(no username)", ip=request.META.get("REMOTE_ADDR")))
-            response = render(request, "access/rate_limited.html", {"minutes": -(-wait // 60)},
-                              status=429)
-            response["Retry-After"] = str(wait)
-            return response
+            return too_many_attempts(request, wait)
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
@@ -67,10 +72,7 @@ class PasswordResetView(auth_views.PasswordResetView):
                                rate=settings.CONSENTRY_RATES["password_reset"],
                                value=request.META.get("REMOTE_ADDR") or "unknown")
         if wait is not None:
-            response = render(request, "access/rate_limited.html",
-                              {"minutes": -(-wait // 60)}, status=429)
-            response["Retry-After"] = str(wait)
-            return response
+            return too_many_attempts(request, wait)
         return super().post(request, *args, **kwargs)
 
 
@@ -82,7 +84,9 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "access/password_reset_confirm.html"
     success_url = reverse_lazy("password-reset-complete")
 
+    @transaction.atomic
     def form_valid(self, form):
+        # The new password and its ledger event commit together.
         response = super().form_valid(form)
         user = form.user
         ledger.record(action="password_reset.completed", event_code=codes.USER_AUTHENTICATION,
@@ -94,10 +98,6 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "access/password_reset_complete.html"
 
-
-def _actor(request) -> Actor:
-    return Actor.for_user(request.user, role=primary_role(request.user) or "admin",
-                          ip=request.META.get("REMOTE_ADDR"))
 
 
 # Any role that may hand a scope to another system manages its own tokens here.
@@ -114,7 +114,7 @@ def tokens(request):
             _, secret = api_token_create(
                 owner=request.user, name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"], expires_at=form.cleaned_data["expires_at"],
-                actor=_actor(request))
+                actor=person_actor(request))
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
@@ -130,7 +130,7 @@ def tokens(request):
 def revoke_token(request, token_id: int):
     # People revoke their own tokens; others' answer 404 like a missing one.
     token = get_object_or_404(ApiToken, pk=token_id, owner=request.user)
-    api_token_revoke(token=token, actor=_actor(request))
+    api_token_revoke(token=token, actor=person_actor(request))
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("tokens")
 
@@ -140,7 +140,7 @@ def all_tokens(request):
     """Every token, with what its owner's roles still allow, for admins to revoke any."""
     if request.method == "POST":
         token = get_object_or_404(ApiToken, pk=request.POST.get("token"))
-        api_token_revoke(token=token, actor=_actor(request))
+        api_token_revoke(token=token, actor=person_actor(request))
         messages.success(request, f"Token “{token.name}” of {token.owner} revoked.")
         return redirect("tokens-all")
     rows = [(token, sorted(set(token.scopes) - allowed_scopes(token.owner)))

@@ -151,3 +151,33 @@ def test_without_the_ocr_engine_nothing_unchecked_leaves(steward, ultrasounds, d
                          django_capture_on_commit_callbacks)
     assert "OCR engine could not run" in fate(version, "US ABDOMEN").reason
     assert not VersionStudy.objects.filter(version=version, included=True).exists()
+
+
+def test_an_ultrasound_without_text_is_checked_and_goes_out(steward, db, data_dir, tmp_path,
+                                                            django_capture_on_commit_callbacks):
+    """Reproduction: every ultrasound not marked Burned In Annotation NO was left out, so a
+    dataset asking for ultrasound got almost nothing; now its pixels decide."""
+    from pydicom.uid import generate_uid
+
+    from consent.models import Purpose
+    from consent.selectors import current_form
+    from consent.services import consent_record
+    from registry.models import Patient
+
+    ds = image_with(None)
+    ds.PatientID, ds.PatientName, ds.StudyDescription = "MRN-CLEAN", "Clean^Cora", "US CLEAN"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyDate = "20250301"
+    assert "BurnedInAnnotation" not in ds
+    path = tmp_path / "clean-us.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    dicom_ingest_paths(paths=[path], actor=STEWARD, source="test")
+    consent_record(patient=Patient.objects.get(mrn="MRN-CLEAN"),
+                   purpose=Purpose.objects.get(code="ai-training"), decision="permit",
+                   actor=STEWARD, source="paper", form=current_form())
+    version = run_export(make_dataset(steward, selection={"modality": "US"}),
+                         django_capture_on_commit_callbacks)
+    assert fate(version, "US CLEAN").included
+    event = AuditEvent.objects.get(action="export.included")
+    assert event.details["pixels"] == "pixels checked for burned-in text: none found"
