@@ -267,3 +267,49 @@ def test_values_no_database_can_store_are_refused_and_nothing_is_written(db, bad
     with pytest.raises(ValueError):
         ledger.record(action="consent.checked", actor=ACTOR, **bad)
     assert AuditEvent.objects.count() == 0
+
+
+@pytest.fixture
+def small_verify_chunks(monkeypatch):
+    """Chunks of 5 links from 10 links on, so a short chain is read by worker processes."""
+    monkeypatch.setattr(ledger, "VERIFY_CHUNK", 5)
+    monkeypatch.setattr(ledger, "VERIFY_PARALLEL_FROM", 10)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_chain_read_by_worker_processes_verifies_and_names_an_edit_in_a_later_chunk(
+        committed_db, small_verify_chunks):
+    events = write_events(23)
+    assert ledger._cpus() >= 2, "this machine runs the parallel reading path"
+    result = ledger.verify()
+    assert result.ok, result.problems
+    assert result.checked == 23
+    as_owner("UPDATE audit_auditevent SET reason = 'nothing to see' WHERE id = %s",
+             [events[16].pk])
+    result = ledger.verify()
+    assert not result.ok
+    assert (result.first_bad_position, result.first_bad_event_id) == (17, events[16].pk)
+    assert "does not match its hash" in result.problems[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_worker_processes_find_a_link_deleted_in_the_middle(committed_db, small_verify_chunks):
+    events = write_events(23)
+    as_owner("DELETE FROM audit_chainlink WHERE position = 12")
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad_position == 12
+    assert result.first_bad_event_id == events[12].pk
+    assert "chain position 12 is missing" in result.problems[0]
+
+
+def test_a_forged_link_far_beyond_the_end_is_named_without_walking_to_it(db):
+    write_events(3)
+    forged = ledger.record(action="export.delivered", actor=ACTOR)
+    as_owner("INSERT INTO audit_chainlink (position, event_id, chain_hash, sealed_at) "
+             "VALUES (1000000000, %s, %s, %s)", [forged.pk, "f" * 64, forged.occurred_at])
+    result = ledger.verify()
+    assert not result.ok
+    assert "chain position 4 is missing" in result.problems[0]
