@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,23 +172,100 @@ def record(**fields: Any) -> AuditEvent:
 
 
 def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
-    """Append many events with two INSERT statements, in the caller's transaction."""
+    """Append many events in the caller's transaction: the events and their queue entries.
+
+    On PostgreSQL one statement writes both (the writer's cost is what limits the append
+    rate); elsewhere two bulk INSERTs."""
     if not drafts:
         return []
     with transaction.atomic():
-        events = AuditEvent.objects.bulk_create(
-            [AuditEvent(digest=content_digest(values), **values) for values in drafts])
-        PendingSeal.objects.bulk_create([PendingSeal(event=event) for event in events])
+        if connection.vendor == "postgresql":
+            events = _insert_events_postgresql(drafts)
+        else:
+            events = AuditEvent.objects.bulk_create(
+                [AuditEvent(digest=content_digest(values), **values) for values in drafts])
+            PendingSeal.objects.bulk_create(
+                [PendingSeal(event=event, digest=event.digest) for event in events])
         if not _seal_already_scheduled():
-            transaction.on_commit(seal_quietly)
+            transaction.on_commit(seal_soon)
+    return events
+
+
+_INSERTED_FIELDS = (*CANONICAL_FIELDS, "digest")
+
+
+def _insert_events_postgresql(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
+    fields = [AuditEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    digests = []
+    for values in drafts:
+        digest = content_digest(values)
+        digests.append(digest)
+        params.extend(field.get_db_prep_save(value, connection) for field, value in
+                      zip(fields, (*(values[n] for n in CANONICAL_FIELDS), digest),
+                          strict=True))
+    columns = ", ".join(field.column for field in fields)
+    # Only column and table names from the models go into the text; values are parameters.
+    sql = (f"WITH e AS (INSERT INTO {AuditEvent._meta.db_table} ({columns}) "  # noqa: S608
+           f"VALUES {', '.join([row] * len(drafts))} RETURNING id, digest), "
+           f"q AS (INSERT INTO {PendingSeal._meta.db_table} (event_id, digest) "
+           "SELECT id, digest FROM e) SELECT id FROM e")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        # One statement takes its ids from the sequence in VALUES order, so sorted ids
+        # match the drafts even when other writers take ids in between.
+        ids = sorted(row[0] for row in cursor.fetchall())
+    events = []
+    for event_id, digest, values in zip(ids, digests, drafts, strict=True):
+        event = AuditEvent(id=event_id, digest=digest, **values)
+        event._state.adding = False
+        event._state.db = connection.alias
+        events.append(event)
     return events
 
 
 def _seal_already_scheduled() -> bool:
-    # One seal after commit covers every event of the transaction; a batch of 200 events
-    # should not queue 200 sealers. (run_on_commit holds (savepoints, func, robust) tuples:
-    # a Django internal, so the ledger tests would show if it changed.)
-    return any(func is seal_quietly for _, func, _ in connection.run_on_commit)
+    # One wake-up after commit covers every event of the transaction; a batch of 200 events
+    # should not queue 200. (run_on_commit holds (savepoints, func, robust) tuples: a Django
+    # internal, so the ledger tests would show if it changed.)
+    return any(func is seal_soon for _, func, _ in connection.run_on_commit)
+
+
+# Sealing is a worker's job, not the writer's: after a commit the writer at most sends one
+# wake-up per SEAL_DEBOUNCE seconds, due SEAL_DEBOUNCE seconds later. Every event this
+# process commits inside that window is committed before the wake-up runs, so that sealer
+# sees it; the periodic job (every 30 s) covers a lost message or a skewed worker clock.
+SEAL_DEBOUNCE = 0.5
+_wake_due = 0.0  # time.monotonic() before which this process's last wake-up is still ahead
+
+
+def seal_soon() -> None:
+    """After a commit: make sure a sealer will run after it.
+
+    With Celery inline (the embedded mode: one process, no broker) it seals here; with a
+    broker it wakes a worker at most once per SEAL_DEBOUNCE seconds per process."""
+    global _wake_due
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:
+        seal_quietly()
+        return
+    now = time.monotonic()
+    if now < _wake_due:
+        return
+    from audit.tasks import seal as seal_task
+
+    try:
+        # retry=False: a broker that cannot be reached must not hold up the writer; the
+        # periodic job seals what this wake-up would have.
+        seal_task.apply_async(countdown=SEAL_DEBOUNCE, retry=False)
+    except Exception:  # the events are committed and queued; never fail the caller
+        logger.warning("could not wake the ledger sealer; the periodic job will seal",
+                       exc_info=True)
+        return
+    # A little short of the countdown: the wake-up must start after every commit it covers.
+    _wake_due = now + SEAL_DEBOUNCE * 0.8
 
 
 def seal_quietly() -> None:
@@ -208,9 +286,11 @@ def seal(*, wait: bool = True) -> int:
         with transaction.atomic():
             if not _take_seal_lock(wait=wait):
                 return sealed
+            # The queue alone, in key order: no join with the event table, so the plan does
+            # not depend on that table's size or on how fresh its statistics are.
             batch = list(
                 PendingSeal.objects.order_by("event_id")
-                .values_list("event_id", "event__digest")[:SEAL_BATCH]
+                .values_list("event_id", "digest")[:SEAL_BATCH]
             )
             if not batch:
                 return sealed

@@ -83,6 +83,10 @@ class PendingSeal(models.Model):
 
     event = models.OneToOneField(AuditEvent, on_delete=models.PROTECT, primary_key=True,
                                  related_name="+")
+    # A copy of the event's digest, so the sealer reads the queue alone (no join with the
+    # whole event table). A wrong copy is sealed as it is and then fails verification,
+    # which recomputes every digest from the event's content.
+    digest = models.CharField(max_length=64, default="")
 
     def __str__(self) -> str:
         return f"pending {self.event_id}"

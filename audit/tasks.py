@@ -6,7 +6,8 @@ from audit.verification import verification_run
 
 @shared_task(name="audit.tasks.seal")
 def seal() -> int:
-    """Periodic catch-up: chains events whose after-commit sealing did not run."""
+    """Chain every pending event: woken (debounced) after commits, and run periodically to
+    catch up on a lost wake-up. One sealer at a time: it waits for the lock."""
     return ledger.seal(wait=True)
 
 

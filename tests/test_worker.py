@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit import ledger
 from audit.ledger import Actor
-from audit.models import AuditEvent
+from audit.models import AuditEvent, PendingSeal
 from config.celery import app
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_sweep
@@ -127,6 +127,28 @@ def test_a_real_worker_registers_a_folder_through_redis(worker, corpus, tmp_path
     assert event.correlation_id == f"ingest-job-{job.pk}"
     wait_for(lambda: ledger.verify().pending == 0, seconds=30)  # sealed by the worker
     assert ledger.verify().ok
+
+
+def test_writers_leave_sealing_to_one_worker_woken_once_per_window(
+        broker_queue, tmp_path, monkeypatch):
+    import redis
+
+    monkeypatch.setattr(ledger, "_wake_due", 0.0)  # no wake-up of an earlier test counts
+    monkeypatch.setattr(ledger, "SEAL_DEBOUNCE", 5.0)  # all five commits in one window
+    for n in range(5):
+        ledger.record(action="consent.checked", actor=Actor(label="writer"), details={"n": n})
+    # Each committed; the writer sealed none of them and sent one wake-up for all five.
+    assert PendingSeal.objects.count() == 5
+    assert redis.Redis.from_url(REDIS_URL).llen(broker_queue) == 1
+
+    process = spawn_worker(broker_queue, tmp_path)
+    try:
+        wait_for(lambda: PendingSeal.objects.count() == 0, seconds=60)
+    finally:
+        stop_worker(process)
+    result = ledger.verify()
+    assert result.ok, result.problems
+    assert result.checked == 5
 
 
 def test_a_lost_broker_message_is_picked_up_by_the_sweeper(worker, corpus, tmp_path):

@@ -44,7 +44,10 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
     as_owner("UPDATE audit_auditevent SET digest = %s WHERE id = %s",
              [ledger.content_digest(values), target.pk])
     as_owner("DELETE FROM audit_chainlink")
-    PendingSeal.objects.bulk_create([PendingSeal(event_id=e.pk) for e in events])
+    # Queued again with each event's (fixed) digest, as the sealer reads it from the queue.
+    PendingSeal.objects.bulk_create([
+        PendingSeal(event_id=pk, digest=digest) for pk, digest in
+        AuditEvent.objects.filter(pk__in=[e.pk for e in events]).values_list("pk", "digest")])
     ledger.seal()
     result = ledger.verify()
     assert not result.ok

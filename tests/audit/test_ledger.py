@@ -70,7 +70,10 @@ def test_unsealed_events_are_reported_as_pending_not_broken(db):
     assert (result.checked, result.pending) == (2, 1)
 
 
-def test_events_are_sealed_after_commit(db, django_capture_on_commit_callbacks):
+def test_events_are_sealed_after_commit_when_celery_runs_inline(
+        db, inline_celery, django_capture_on_commit_callbacks):
+    """The embedded mode (one process, no broker) seals right after the commit; with a
+    broker a worker does it (tests/test_worker.py)."""
     with django_capture_on_commit_callbacks(execute=True):
         ledger.record(action="login.succeeded", actor=ACTOR)
     assert PendingSeal.objects.count() == 0
@@ -313,3 +316,23 @@ def test_a_forged_link_far_beyond_the_end_is_named_without_walking_to_it(db):
     result = ledger.verify()
     assert not result.ok
     assert "chain position 4 is missing" in result.problems[0]
+
+
+def test_a_forged_digest_in_the_sealing_queue_is_sealed_and_then_named(db):
+    write_events(1)
+    event = ledger.record(action="consent.checked", actor=ACTOR)
+    # The queue is no part of the append-only ledger: its digest copy can be changed.
+    PendingSeal.objects.filter(event_id=event.pk).update(digest="0" * 64)
+    ledger.seal()
+    result = ledger.verify()
+    assert not result.ok
+    assert (result.first_bad_position, result.first_bad_event_id) == (2, event.pk)
+
+
+def test_the_sealer_chains_from_the_queue_in_event_order(db):
+    events = write_events(0) + [ledger.record(action="consent.checked", actor=ACTOR,
+                                              details={"n": n}) for n in range(3)]
+    assert [p.digest for p in PendingSeal.objects.order_by("event_id")] == [
+        e.digest for e in events]
+    assert ledger.seal() == 3
+    assert list(ChainLink.objects.values_list("event_id", flat=True)) == [e.pk for e in events]
