@@ -178,6 +178,12 @@ def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
     rate); elsewhere two bulk INSERTs."""
     if not drafts:
         return []
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # Outside a transaction the one statement is its own transaction (PostgreSQL runs
+        # a statement atomically): one round trip instead of BEGIN, INSERT, COMMIT.
+        events = _insert_events_postgresql(drafts)
+        seal_soon()
+        return events
     with transaction.atomic():
         if connection.vendor == "postgresql":
             events = _insert_events_postgresql(drafts)
