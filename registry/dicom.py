@@ -26,6 +26,17 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Values longer than this are skipped over, not read: pixel data and other bulk data.
 DEFER_SIZE = 1024
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+# The only elements registration decodes (``_header_from``). pydicom still walks every
+# element's header, but seeks over the values of all others without decoding them, so the
+# truncation checks below still see every announced length.
+NEEDED_KEYWORDS = (
+    "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
+    "SeriesInstanceUID", "PatientID", "IssuerOfPatientID", "PatientName", "PatientBirthDate",
+    "PatientSex", "AccessionNumber", "StudyDate", "StudyDescription", "Modality",
+    "BodyPartExamined", "SeriesNumber", "SeriesDescription", "InstanceNumber",
+    "AnatomicRegionSequence", "ProtocolName", "BurnedInAnnotation",
+)
+NEEDED_TAGS = [pydicom.tag.Tag(keyword) for keyword in NEEDED_KEYWORDS]
 
 
 class DicomRejected(Exception):
@@ -165,7 +176,8 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with _SeekWatchingReader(io.FileIO(path, "r")) as handle:
-                ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE)
+                ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE,
+                                     specific_tags=NEEDED_TAGS)
             if handle.furthest > size:
                 raise DicomRejected(
                     f"truncated: the header announces {handle.furthest} bytes but the file "

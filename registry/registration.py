@@ -162,6 +162,11 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
         outcomes[index] = FileOutcome(path=header.path, status=Status.REGISTERED,
                                       study_uid=header.study_uid, sop_uid=header.sop_uid)
 
+    # New studies and series hold only what this batch adds: count them here, so only
+    # studies and series registered before (a study spread over batches) need counting
+    # in the database.
+    _count_new(new_studies, new_series, instances)
+
     # Parents first: bulk_create fills in their keys, which the children then pick up.
     # Only patients with a registered study are created: a rejected file leaves no row.
     new_patients = list({id(s.patient): s.patient for s in new_studies.values()
@@ -172,8 +177,9 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
     Instance.objects.bulk_create(instances)
 
     touched_studies = {**studies, **new_studies}
-    _refresh_counts([touched_studies[uid].pk for uid in touched],
-                    [s.pk for s in [*series.values(), *new_series.values()]])
+    touched_series = {instance.series.series_uid for instance in instances}
+    _refresh_counts([studies[uid].pk for uid in touched if uid in studies],
+                    [s.pk for uid, s in series.items() if uid in touched_series])
     series_added = Counter(s.study.study_uid for s in new_series.values())
     ledger.record_drafts([
         events.study_registered(
@@ -220,6 +226,23 @@ def _patients_for(headers: Iterable[DicomHeader]) -> dict[tuple[str, str], Patie
             patients[(issuer, mrn)] = Patient(issuer=issuer, mrn=mrn, name=h.patient_name,
                                               birth_date=h.birth_date, sex=h.sex)
     return patients
+
+
+def _count_new(new_studies: dict[str, ImagingStudy], new_series: dict[str, Series],
+               instances: list[Instance]) -> None:
+    """The counts ``_refresh_counts`` would store, for studies and series not saved yet."""
+    per_series = Counter(instance.series.series_uid for instance in instances)
+    for uid, one_series in new_series.items():
+        one_series.instance_count = per_series[uid]
+    by_study: dict[str, list[Series]] = {}
+    for one_series in new_series.values():
+        by_study.setdefault(one_series.study.study_uid, []).append(one_series)
+    for uid, study in new_studies.items():
+        rows = by_study.get(uid, [])
+        study.series_count = len(rows)
+        study.instance_count = sum(s.instance_count for s in rows)
+        study.modalities = "\\".join(sorted({s.modality for s in rows if s.modality}))[:128]
+        study.body_parts = "\\".join(sorted({s.body_part for s in rows if s.body_part}))[:255]
 
 
 def _refresh_counts(study_ids: list[int], series_ids: list[int]) -> None:

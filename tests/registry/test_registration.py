@@ -191,3 +191,26 @@ def test_batches_of_any_size_give_the_same_answer(db, corpus, monkeypatch, batch
     summary = dicom_ingest_paths(paths=[corpus / "dicomdirtests"], actor=ACTOR, source="test")
     assert summary.counts == {Status.REGISTERED: 81, Status.REJECTED: 10}
     assert Instance.objects.count() == 81
+
+
+def assert_counts_match_the_rows() -> None:
+    for study in ImagingStudy.objects.all():
+        series = list(study.series.all())
+        assert study.series_count == len(series)
+        assert study.instance_count == Instance.objects.filter(series__study=study).count()
+        assert study.modalities == "\\".join(sorted({s.modality for s in series if s.modality}))
+        assert study.body_parts == "\\".join(
+            sorted({s.body_part for s in series if s.body_part}))
+        for one in series:
+            assert one.instance_count == one.instances.count()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 200])
+def test_counts_are_right_for_studies_new_in_a_batch_and_studies_spread_over_batches(
+        db, corpus, monkeypatch, batch_size):
+    """New studies and series are counted before they are inserted; those registered by an
+    earlier batch are counted again in the database."""
+    monkeypatch.setattr("registry.registration.BATCH_SIZE", batch_size)
+    dicom_ingest_paths(paths=[corpus / "dicomdirtests"], actor=ACTOR, source="test")
+    assert ImagingStudy.objects.filter(series_count__gt=1).exists()
+    assert_counts_match_the_rows()
