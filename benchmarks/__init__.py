@@ -3,7 +3,7 @@
 Run as ``python -m benchmarks``. A run never touches the data of the installation it sits
 beside: it works on synthetic DICOM files written into a temporary directory and on a
 throwaway database (a SQLite file in that directory, or, when ``DATABASE_URL`` is set, a
-PostgreSQL database named ``consentry_bench`` that is created for the run and dropped after).
+PostgreSQL database with a new unique name, created for the run and dropped after).
 
 The modules here import no Django model at import time, so ``__main__`` can load them before
 it has pointed Django at the throwaway database.

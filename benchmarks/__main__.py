@@ -6,9 +6,10 @@ reach the installation's own database or data directory.
 
 - Embedded mode (no ``DATABASE_URL``): ``CONSENTRY_DATA_DIR`` points at a temporary
   directory, so the SQLite file, secret key and any stored files live and die there.
-- PostgreSQL (``DATABASE_URL`` set): a database named ``consentry_bench`` is created on the
-  same server, ``DATABASE_URL`` is rewritten to name it, it is migrated, and it is dropped
-  at the end, even when a benchmark fails.
+- PostgreSQL (``DATABASE_URL`` set): a database with a new unique name
+  (``consentry_bench_<random>``) is created on the same server, ``DATABASE_URL`` is rewritten
+  to name it, it is migrated, and it is dropped at the end, even when a benchmark fails. Only
+  that database is ever dropped: a name that already exists is refused, never reused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks import Measurement, usable_cpus
 
-BENCH_DATABASE = "consentry_bench"
+# Each run creates a database of its own, named with this prefix and a random suffix.
+BENCH_PREFIX = "consentry_bench_"
+# Where the run notes the name it created, for check_throwaway and child processes.
+BENCH_NAME_VARIABLE = "CONSENTRY_BENCH_DATABASE"
 
 
 def _positive(text: str) -> int:
@@ -87,41 +91,44 @@ def _admin_connection(params: dict, fallback: str):  # -> psycopg.Connection (la
         return psycopg.connect(dbname=fallback, autocommit=True, **params)
 
 
-def _drop_statement(server_version: int) -> str:
-    # FORCE (PostgreSQL 13+) ends sessions a crashed run may have left connected.
-    force = " WITH (FORCE)" if server_version >= 130000 else ""
-    return f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}"{force}'
+def new_bench_name() -> str:
+    """A name no one else has: the run creates it, and drops only it."""
+    return f"{BENCH_PREFIX}{secrets.token_hex(6)}"
 
 
 @contextmanager
 def bench_database(database_url: str) -> Iterator[str]:
-    """Create ``consentry_bench`` on DATABASE_URL's server; yield its URL; drop it after."""
-    parts = urlsplit(database_url)
-    if parts.path.lstrip("/") == BENCH_DATABASE:
-        # Dropping it at the end would then drop the user's own database.
-        raise SystemExit(f"DATABASE_URL already names {BENCH_DATABASE!r}; point it at the "
-                         "real database: the benchmark makes and drops its own")
+    """Create a database of a new unique name on DATABASE_URL's server; yield its URL; drop
+    it after. A database that already exists is never dropped, even one named like a
+    benchmark's: the run drops exactly the database its own CREATE made."""
     import psycopg
 
+    parts = urlsplit(database_url)
     params, own_database = _server_params(database_url)
+    name = new_bench_name()
+    if name == own_database:
+        raise SystemExit(f"DATABASE_URL names {name!r}, the name this run picked; rerun")
     with _admin_connection(params, own_database) as admin:
-        drop = _drop_statement(admin.info.server_version)
-        # The name is reserved for this benchmark: a leftover is a crashed earlier run's.
-        admin.execute(drop)
         try:
-            admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.errors.DuplicateDatabase as exc:
+            # Someone else's: leave it exactly as it is.
+            raise SystemExit(f"a database named {name!r} already exists; the benchmark "
+                             "never touches a database it did not create") from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             raise SystemExit(f"DATABASE_URL's role may not create databases, which the "
-                             f"benchmark needs for its throwaway {BENCH_DATABASE!r}: {exc}"
-                             ) from exc
+                             f"benchmark needs for its throwaway {name!r}: {exc}") from exc
+        # FORCE (PostgreSQL 13+) ends sessions a benchmark's worker processes left open.
+        force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
+    os.environ[BENCH_NAME_VARIABLE] = name
     try:
-        yield urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
+        yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
         from django.db import connections
 
         connections.close_all()
         with _admin_connection(params, own_database) as admin:
-            admin.execute(drop)
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
 
 
 # --- setup checks and the machine ----------------------------------------------------------
@@ -135,7 +142,7 @@ def check_throwaway(work_dir: Path) -> None:
 
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor == "postgresql":
-        ok = name == BENCH_DATABASE
+        ok = bool(name) and name == os.environ.get(BENCH_NAME_VARIABLE)
     else:
         ok = Path(name).resolve().is_relative_to(work_dir.resolve())
     if not ok or not Path(settings.DATA_DIR).resolve().is_relative_to(work_dir.resolve()):
