@@ -27,10 +27,13 @@ database constraint): a modality code or group (registry/vocabulary.py), a regio
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
@@ -120,6 +123,50 @@ class PurposeTree:
             chain.append(node.pk)
             node = self.by_id.get(node.parent_id) if node.parent_id else None
         return {pk: depth for depth, pk in enumerate(reversed(chain))}
+
+
+# The purpose tree for the hot path (a single consent check): kept per process, reloaded
+# when the shared cache's version token differs from the one it was loaded under (purpose
+# services replace the token after each commit), when it is older than TREE_MAX_AGE (a
+# backstop for a purpose changed outside the services, such as a data migration), or when
+# the purpose asked for is not in it.
+PURPOSE_TREE_VERSION_KEY = "consent:purpose-tree-version"
+TREE_MAX_AGE = 60.0
+_tree_cache: dict[str, tuple[PurposeTree, str, float]] = {}
+
+
+def purpose_tree_changed() -> None:
+    """Every process reloads its purpose tree before its next check. Called after a purpose
+    write commits; a cache that cannot be reached only delays this to TREE_MAX_AGE."""
+    try:
+        cache.set(PURPOSE_TREE_VERSION_KEY, uuid.uuid4().hex, None)
+    except Exception:  # any cache failure: the age backstop still holds
+        logger.warning("could not announce a purpose tree change", exc_info=True)
+        _tree_cache.clear()
+
+
+def cached_purpose_tree(code: str = "") -> PurposeTree:
+    """The purpose tree, without a query when this process's copy is current."""
+    try:
+        version = cache.get(PURPOSE_TREE_VERSION_KEY)
+        if version is None:
+            # A cleared or restarted cache: a new token makes every process reload.
+            cache.add(PURPOSE_TREE_VERSION_KEY, uuid.uuid4().hex, None)
+            version = cache.get(PURPOSE_TREE_VERSION_KEY)
+    except Exception:  # without the shared cache, read the tree every time
+        logger.warning("purpose tree version unreadable; reading the tree", exc_info=True)
+        return PurposeTree.load()
+    held = _tree_cache.get("tree")
+    now = time.monotonic()
+    if (held is not None and version is not None and held[1] == version
+            and now - held[2] < TREE_MAX_AGE and (not code or code in held[0].by_code)):
+        return held[0]
+    # The token is read before the tree: a change committed in between leaves this copy
+    # under the old token, so the next check reloads.
+    tree = PurposeTree.load()
+    if version is not None:
+        _tree_cache["tree"] = (tree, version, now)
+    return tree
 
 
 def conclude(purpose: Purpose, candidates: Iterable[Candidate]) -> ConsentDecision:
@@ -321,10 +368,12 @@ def _decide_statement(template: str, studies: QuerySet[ImagingStudy], lineage: d
 
 
 def decide_stream(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
-                  tree: PurposeTree | None = None) -> Iterator[StudyDecision]:
+                  tree: PurposeTree | None = None, server_side: bool = True,
+                  ) -> Iterator[StudyDecision]:
     """Decide for every study of the queryset, in study id order, one at a time: one SQL
     statement (plus the purpose tree) whose rows stream through a server-side cursor on
-    PostgreSQL, so memory stays bounded whatever the number of studies. Raises
+    PostgreSQL, so memory stays bounded whatever the number of studies. ``server_side``
+    False uses a plain cursor: one round trip instead of three, for a small batch. Raises
     ConsentUnavailable if consent cannot be read: the caller must then treat every study it
     has not yet been given as denied."""
     try:
@@ -337,7 +386,7 @@ def decide_stream(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: d
         default = conclude(target, ())
         current: tuple[int, int, str] | None = None
         found: list[Candidate] = []
-        with connection.chunked_cursor() as cursor:
+        with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(STREAM_CHUNK):
                 for (study_id, patient_id, study_uid, record_id, decision, purpose_id, kind,
@@ -367,7 +416,8 @@ def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: dat
     """``decide_stream`` gathered into {study id: decision}, for callers that hold a bounded
     number of studies (a batch check, one patient, one withdrawal). A whole selection is
     consumed with ``decide_stream`` or counted with ``decide_counts`` instead."""
-    return {d.study_id: d.decision for d in decide_stream(studies, purpose, at, tree=tree)}
+    return {d.study_id: d.decision
+            for d in decide_stream(studies, purpose, at, tree=tree, server_side=False)}
 
 
 def decide_counts(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
