@@ -14,7 +14,7 @@ from registry import vocabulary
 # A series' regions are stored as '|HEAD|NECK|' ('' when unknown): a deny matches a region
 # anywhere in it, a permit only a series wholly in the region.
 DECIDE_CTES = """
-WITH selected (id, patient_id, study_uid) AS ({selected}),
+WITH selected (id, patient_id, study_uid{by_columns}) AS ({selected}),
 ranked AS (
     SELECT r.id, r.patient_id, r.purpose_id, r.decision, r.scope_kind, r.scope_value,
            r.expires_at, r.recorded_at,
@@ -101,16 +101,18 @@ ORDER BY s.id
 """
 
 # How many studies end in each way, counted in the database: 2 when a standing deny
-# decides, 1 when only permits stand, 0 when no candidate stands (the default policy).
-# Steps 3 and 4 in SQL, so a preview of a million studies sends back three rows.
+# decides, 1 when only permits stand, 0 when no candidate stands (the default policy),
+# grouped also by any columns the caller's selection carries ({by}: "s.col1, s.col2", or
+# nothing). Steps 3 and 4 in SQL, so a preview of a million studies sends back a few rows.
 DECIDE_COUNTS_SQL = DECIDE_CTES + """
-SELECT verdict, COUNT(*) FROM (
-    SELECT s.id, MAX(CASE st.decision WHEN 'deny' THEN 2 WHEN 'permit' THEN 1 ELSE 0 END)
+SELECT verdict{by_tail}, COUNT(*) FROM (
+    SELECT s.id{by_select},
+           MAX(CASE st.decision WHEN 'deny' THEN 2 WHEN 'permit' THEN 1 ELSE 0 END)
                AS verdict
     FROM selected s LEFT JOIN standing st ON st.study_id = s.id
-    GROUP BY s.id
+    GROUP BY s.id{by_select}
 ) v
-GROUP BY verdict
+GROUP BY verdict{by_tail}
 """  # noqa: S608 (constants only)
 
 

@@ -27,6 +27,7 @@ database constraint): a modality code or group (registry/vocabulary.py), a regio
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -347,12 +348,18 @@ STREAM_CHUNK = 5000
 
 
 def _decide_statement(template: str, studies: QuerySet[ImagingStudy], lineage: dict[int, int],
-                      at: datetime) -> tuple[str, list]:
+                      at: datetime, by: tuple[str, ...] = ()) -> tuple[str, list]:
+    for name in by:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"not a column name: {name!r}")
     selected_sql, selected_params = (
-        studies.order_by().values_list("id", "patient_id", "study_uid")
+        studies.order_by().values_list("id", "patient_id", "study_uid", *by)
         .query.sql_with_params())
     sql = template.format(
         selected=selected_sql,
+        by_columns="".join(f", {name}" for name in by),
+        by_select="".join(f", s.{name}" for name in by),
+        by_tail="".join(f", v.{name}" for name in by),
         records=ConsentRecord._meta.db_table,
         series=Series._meta.db_table,
         purposes=", ".join(["%s"] * len(lineage)),
@@ -424,19 +431,32 @@ def decide_counts(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: d
                   tree: PurposeTree | None = None) -> DecisionCounts:
     """How many selected studies a standing permit allows, a standing deny refuses, and the
     default policy decides: counted by the database, no study reaches Python."""
+    tree = tree or PurposeTree.load()
+    target = tree.get(purpose)
+    tally = decide_tally(studies, target, at, tree=tree)
+    return DecisionCounts(permitted=tally.get((1,), 0), refused=tally.get((2,), 0),
+                          by_default=tally.get((0,), 0),
+                          default_allows=target.default_policy == Policy.OPT_OUT)
+
+
+def decide_tally(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                 tree: PurposeTree | None = None, by: tuple[str, ...] = (),
+                 ) -> dict[tuple, int]:
+    """{(verdict, *values of ``by``): studies}: verdict 2 when a standing deny decides, 1 when
+    a standing permit does, 0 when the default policy does. ``by`` names columns the
+    queryset carries (annotations), so a caller counts outcomes by its own facts about each
+    study, in the same statement, without this layer knowing what they mean."""
     try:
         at = utc(at)
         tree = tree or PurposeTree.load()
         target = tree.get(purpose)
-        sql, params = _decide_statement(DECIDE_COUNTS_SQL, studies, tree.lineage(target), at)
+        sql, params = _decide_statement(DECIDE_COUNTS_SQL, studies, tree.lineage(target), at,
+                                        by)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            counts = dict(cursor.fetchall())
+            return {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
     except (DatabaseError, ValueError) as exc:
         raise ConsentUnavailable(str(exc)) from exc
-    return DecisionCounts(permitted=counts.get(1, 0), refused=counts.get(2, 0),
-                          by_default=counts.get(0, 0),
-                          default_allows=target.default_policy == Policy.OPT_OUT)
 
 
 def _as_datetime(value: datetime | str) -> datetime:
