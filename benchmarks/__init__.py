@@ -42,7 +42,7 @@ class Measurement:
     def verdict(self) -> str:
         if self.target is None:
             return ""
-        ok = self.value < self.target if self.at_most else self.value >= self.target
+        ok = self.value <= self.target if self.at_most else self.value >= self.target
         return "meets" if ok else "MISSES"
 
     def formatted(self, value: float | None = None) -> str:

@@ -272,7 +272,7 @@ def print_report(machine: list[tuple[str, str]], results: list[Measurement],
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
     for m in results:
-        sign = "<" if m.at_most else ">="
+        sign = "<=" if m.at_most else ">="
         target = f"{sign} {m.formatted(m.target)}" if m.target is not None else ""
         cells = (m.name, m.formatted(), target, m.verdict)
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
