@@ -37,8 +37,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
+# The benchmarks need the bench extra (gunicorn); BENCH_ARGS picks some, e.g. "gate --scale 0.1".
 bench: install
-	$(PY) -m benchmarks
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 worker: install
 	$(VENV)/bin/celery -A config worker --loglevel=info --prefetch-multiplier=1

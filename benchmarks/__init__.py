@@ -3,7 +3,7 @@
 Run as ``python -m benchmarks``. A run never touches the data of the installation it sits
 beside: it works on synthetic DICOM files written into a temporary directory and on a
 throwaway database (a SQLite file in that directory, or, when ``DATABASE_URL`` is set, a
-PostgreSQL database named ``consentry_bench`` that is created for the run and dropped after).
+PostgreSQL database with a new unique name, created for the run and dropped after).
 
 The modules here import no Django model at import time, so ``__main__`` can load them before
 it has pointed Django at the throwaway database.
@@ -30,21 +30,35 @@ class Measurement:
     name: str
     value: float
     unit: str
-    # The DESIGN.md floor the value must reach; None for rows that only explain others.
+    # The DESIGN.md floor the value must reach (or, with ``at_most``, the ceiling it must
+    # stay under); None for rows that only explain others.
     target: float | None = None
     detail: str = ""
+    # Peak resident memory of the process that did the work, when measured (MB).
+    peak_mb: float | None = None
+    at_most: bool = False
 
     @property
     def verdict(self) -> str:
         if self.target is None:
             return ""
-        return "meets" if self.value >= self.target else "MISSES"
+        ok = self.value <= self.target if self.at_most else self.value >= self.target
+        return "meets" if ok else "MISSES"
 
     def formatted(self, value: float | None = None) -> str:
         value = self.value if value is None else value
         if self.unit == "%":
             return f"{value:.0f} %"
+        if self.unit in ("s", "ms"):
+            return f"{value:,.1f} {self.unit}"
+        if self.unit == "x":
+            return f"{value:,.0f}x"
         return f"{value:,.0f} {self.unit}"
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "value": self.value, "unit": self.unit,
+                "target": self.target, "target_is": "at most" if self.at_most else "at least",
+                "verdict": self.verdict, "detail": self.detail, "peak_mb": self.peak_mb}
 
 
 def median_rate(count: int, seconds: list[float]) -> float:

@@ -6,9 +6,10 @@ reach the installation's own database or data directory.
 
 - Embedded mode (no ``DATABASE_URL``): ``CONSENTRY_DATA_DIR`` points at a temporary
   directory, so the SQLite file, secret key and any stored files live and die there.
-- PostgreSQL (``DATABASE_URL`` set): a database named ``consentry_bench`` is created on the
-  same server, ``DATABASE_URL`` is rewritten to name it, it is migrated, and it is dropped
-  at the end, even when a benchmark fails.
+- PostgreSQL (``DATABASE_URL`` set): a database with a new unique name
+  (``consentry_bench_<random>``) is created on the same server, ``DATABASE_URL`` is rewritten
+  to name it, it is migrated, and it is dropped at the end, even when a benchmark fails. Only
+  that database is ever dropped: a name that already exists is refused, never reused.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import secrets
 import shutil
 import sys
@@ -28,7 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks import Measurement, usable_cpus
 
-BENCH_DATABASE = "consentry_bench"
+# Each run creates a database of its own, named with this prefix and a random suffix.
+BENCH_PREFIX = "consentry_bench_"
+# Where the run notes the name it created, for check_throwaway and child processes.
+BENCH_NAME_VARIABLE = "CONSENTRY_BENCH_DATABASE"
 
 
 def _positive(text: str) -> int:
@@ -38,11 +43,42 @@ def _positive(text: str) -> int:
     return value
 
 
+# name -> what it measures. Each is run by ``python -m benchmarks NAME``; none given: all.
+BENCHMARKS = {
+    "registration": "DICOM registration vs pydicom's own header read (synthetic files)",
+    "exports": "de-identified export vs a plain copy of the same files",
+    "ledger": "ledger appends with several writers, and verify()",
+    "gate": "the export gate over the synthetic hospital (1,000,000 studies at scale 1) "
+            "vs a per-study loop, with peak memory",
+    "checks": "the consent-check API through gunicorn (2 workers): single checks at a steady "
+              "rate (p50/p99), and batches",
+}
+# The hospital (benchmarks/hospital.py) is loaded once for those that need it.
+NEEDS_HOSPITAL = ("gate", "checks")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"a scale is above 0 and at most 10, not {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    listed = "\n".join(f"  {name:<13} {what}" for name, what in BENCHMARKS.items())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure Consentry against DESIGN.md's performance targets on a "
-                    "throwaway database (PostgreSQL when DATABASE_URL is set, else SQLite).")
+                    "throwaway database (PostgreSQL when DATABASE_URL is set, else SQLite).",
+        epilog=f"benchmarks (all when none is named):\n{listed}\n\nResults are printed "
+               f"and written to {RESULTS_DIR.name}/<UTC date and time>.json.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="benchmarks to run, by name (listed below)")
+    parser.add_argument("--scale", type=_scale, default=1.0,
+                        help="size of the synthetic hospital: 1 is 200,000 patients and "
+                             "1,000,000 studies; 0.01 makes a quick run (default 1)")
     parser.add_argument("--files", type=_positive, default=2000,
                         help="synthetic DICOM files to register (default 2000)")
     parser.add_argument("--writers", type=_positive, default=4,
@@ -56,7 +92,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=_positive, default=3,
                         help="rounds of the registration timing and runs of verify() "
                              "(default 3)")
-    return parser.parse_args(argv)
+    parser.add_argument("--sample", type=_positive, default=2000,
+                        help="studies the gate's per-study loop decides (default 2000)")
+    parser.add_argument("--rate", type=_positive, default=200,
+                        help="single checks per second sent to the server (default 200)")
+    parser.add_argument("--seconds", type=_positive, default=20,
+                        help="how long the single checks are sent for (default 20)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help=f"where the JSON results go (default {RESULTS_DIR})")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from "
+                     f"{', '.join(BENCHMARKS)}")
+    args.names = list(dict.fromkeys(args.names)) or list(BENCHMARKS)
+    return args
 
 
 # --- the throwaway PostgreSQL database -----------------------------------------------------
@@ -87,41 +137,44 @@ def _admin_connection(params: dict, fallback: str):  # -> psycopg.Connection (la
         return psycopg.connect(dbname=fallback, autocommit=True, **params)
 
 
-def _drop_statement(server_version: int) -> str:
-    # FORCE (PostgreSQL 13+) ends sessions a crashed run may have left connected.
-    force = " WITH (FORCE)" if server_version >= 130000 else ""
-    return f'DROP DATABASE IF EXISTS "{BENCH_DATABASE}"{force}'
+def new_bench_name() -> str:
+    """A name no one else has: the run creates it, and drops only it."""
+    return f"{BENCH_PREFIX}{secrets.token_hex(6)}"
 
 
 @contextmanager
 def bench_database(database_url: str) -> Iterator[str]:
-    """Create ``consentry_bench`` on DATABASE_URL's server; yield its URL; drop it after."""
-    parts = urlsplit(database_url)
-    if parts.path.lstrip("/") == BENCH_DATABASE:
-        # Dropping it at the end would then drop the user's own database.
-        raise SystemExit(f"DATABASE_URL already names {BENCH_DATABASE!r}; point it at the "
-                         "real database: the benchmark makes and drops its own")
+    """Create a database of a new unique name on DATABASE_URL's server; yield its URL; drop
+    it after. A database that already exists is never dropped, even one named like a
+    benchmark's: the run drops exactly the database its own CREATE made."""
     import psycopg
 
+    parts = urlsplit(database_url)
     params, own_database = _server_params(database_url)
+    name = new_bench_name()
+    if name == own_database:
+        raise SystemExit(f"DATABASE_URL names {name!r}, the name this run picked; rerun")
     with _admin_connection(params, own_database) as admin:
-        drop = _drop_statement(admin.info.server_version)
-        # The name is reserved for this benchmark: a leftover is a crashed earlier run's.
-        admin.execute(drop)
         try:
-            admin.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.errors.DuplicateDatabase as exc:
+            # Someone else's: leave it exactly as it is.
+            raise SystemExit(f"a database named {name!r} already exists; the benchmark "
+                             "never touches a database it did not create") from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             raise SystemExit(f"DATABASE_URL's role may not create databases, which the "
-                             f"benchmark needs for its throwaway {BENCH_DATABASE!r}: {exc}"
-                             ) from exc
+                             f"benchmark needs for its throwaway {name!r}: {exc}") from exc
+        # FORCE (PostgreSQL 13+) ends sessions a benchmark's worker processes left open.
+        force = " WITH (FORCE)" if admin.info.server_version >= 130000 else ""
+    os.environ[BENCH_NAME_VARIABLE] = name
     try:
-        yield urlunsplit(parts._replace(path=f"/{BENCH_DATABASE}"))
+        yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
         from django.db import connections
 
         connections.close_all()
         with _admin_connection(params, own_database) as admin:
-            admin.execute(drop)
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"{force}')
 
 
 # --- setup checks and the machine ----------------------------------------------------------
@@ -135,7 +188,7 @@ def check_throwaway(work_dir: Path) -> None:
 
     name = settings.DATABASES["default"]["NAME"]
     if connection.vendor == "postgresql":
-        ok = name == BENCH_DATABASE
+        ok = bool(name) and name == os.environ.get(BENCH_NAME_VARIABLE)
     else:
         ok = Path(name).resolve().is_relative_to(work_dir.resolve())
     if not ok or not Path(settings.DATA_DIR).resolve().is_relative_to(work_dir.resolve()):
@@ -214,12 +267,13 @@ def print_report(machine: list[tuple[str, str]], results: list[Measurement],
     for key, value in machine:
         print(f"  {key:<9} {value}")
     print()
-    widths = (44, 17, 20, 6)
+    widths = (50, 17, 20, 6)
     header = ("measurement", "result", "target", "")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
     for m in results:
-        target = f">= {m.formatted(m.target)}" if m.target is not None else ""
+        sign = "<=" if m.at_most else ">="
+        target = f"{sign} {m.formatted(m.target)}" if m.target is not None else ""
         cells = (m.name, m.formatted(), target, m.verdict)
         print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
         if m.detail:
@@ -283,21 +337,91 @@ def _run(args: argparse.Namespace, work_dir: Path, started: float, load_before: 
     call_command("migrate", interactive=False, verbosity=0)
     machine = describe_machine(work_dir)
 
-    from benchmarks import exports, ledger, registration
+    results: list[Measurement] = []
+    memory: dict[str, float] = {}
+    for name in args.names:
+        print(f"{name}:", file=sys.stderr, flush=True)
+        if name in NEEDS_HOSPITAL and not _hospital_loaded():
+            from benchmarks import hospital
 
-    print("DICOM registration:", file=sys.stderr, flush=True)
-    results = registration.run(work_dir, file_count=args.files, repeats=args.repeats)
-    print("De-identified export:", file=sys.stderr, flush=True)
-    results += exports.run(work_dir)
-    print("Ledger:", file=sys.stderr, flush=True)
-    results += ledger.run(writers=args.writers, append_events=args.append_events,
+            print(f"  loading the synthetic hospital at scale {args.scale} (untimed) ...",
+                  file=sys.stderr, flush=True)
+            made = hospital.load(scale=args.scale)
+            machine.append(("hospital", f"{made.patients:,} patients, {made.studies:,} "
+                                        f"studies, {made.series:,} series, {made.records:,} "
+                                        f"consent records, loaded in {made.seconds:.0f} s"))
+        results += _run_one(name, args, work_dir)
+        # The harness process's own peak so far; the gate measures its children apart.
+        memory[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load_after = os.getloadavg()[0]
+    machine.append(("load", f"1-minute load average {load_before:.2f} before the run, "
+                            f"{load_after:.2f} at its end (the run itself adds about "
+                            "1; more means other work shared the CPUs)"))
+    seconds = time.perf_counter() - started
+    print_report(machine, results, seconds)
+    path = write_results(args.results_dir, machine, results, seconds, args, memory)
+    print(f"Results written to {path}")
+    return 0
+
+
+def _hospital_loaded() -> bool:
+    from registry.models import Patient
+
+    return Patient.objects.filter(issuer="BENCH").exists()
+
+
+def _run_one(name: str, args: argparse.Namespace, work_dir: Path) -> list[Measurement]:
+    # Imported here: the modules import Django models, which need django.setup() first.
+    if name == "registration":
+        from benchmarks import registration
+
+        return registration.run(work_dir, file_count=args.files, repeats=args.repeats)
+    if name == "exports":
+        from benchmarks import exports, registration
+        from registry.models import Instance
+
+        if not Instance.objects.exists():
+            # The export runs on the registered files: register them first, untimed.
+            registration.run(work_dir, file_count=args.files, repeats=1)
+        return exports.run(work_dir)
+    if name == "ledger":
+        from benchmarks import ledger
+
+        return ledger.run(writers=args.writers, append_events=args.append_events,
                           append_seconds=args.append_seconds,
                           verify_events=args.verify_events, repeats=args.repeats)
-    machine.append(("load", f"1-minute load average {load_before:.2f} before the run, "
-                            f"{os.getloadavg()[0]:.2f} at its end (the run itself adds about "
-                            "1; more means other work shared the CPUs)"))
-    print_report(machine, results, time.perf_counter() - started)
-    return 0
+    if name == "gate":
+        from benchmarks import gate
+
+        return gate.run(sample=args.sample)
+    if name == "checks":
+        from benchmarks import checks
+
+        return checks.run(work_dir, rate=args.rate, seconds=args.seconds)
+    raise ValueError(name)
+
+
+def write_results(directory: Path, machine: list[tuple[str, str]],
+                  results: list[Measurement], seconds: float, args: argparse.Namespace,
+                  memory: dict[str, float]) -> Path:
+    """benchmarks/results/<UTC date and time>.json: what ran, where, and what it measured."""
+    import json
+    from datetime import UTC, datetime
+
+    when = datetime.now(UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{when:%Y-%m-%dT%H%M%SZ}.json"
+    path.write_text(json.dumps({
+        "finished_at": when.isoformat(),
+        "benchmarks": args.names,
+        "arguments": {k: (str(v) if isinstance(v, Path) else v)
+                      for k, v in vars(args).items() if k != "names"},
+        "machine": dict(machine),
+        "seconds": seconds,
+        "harness_peak_mb_after": memory,
+        "results": [m.as_json() for m in results],
+    }, indent=2) + "\n")
+    return path
 
 
 if __name__ == "__main__":

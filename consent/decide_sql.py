@@ -13,8 +13,8 @@ from registry import vocabulary
 # so "newest per scope" and matching agree even on a value stored in another case.
 # A series' regions are stored as '|HEAD|NECK|' ('' when unknown): a deny matches a region
 # anywhere in it, a permit only a series wholly in the region.
-DECIDE_MANY_SQL = """
-WITH selected (id, patient_id, study_uid) AS ({selected}),
+DECIDE_CTES = """
+WITH selected (id, patient_id, study_uid{by_columns}) AS ({selected}),
 ranked AS (
     SELECT r.id, r.patient_id, r.purpose_id, r.decision, r.scope_kind, r.scope_value,
            r.expires_at, r.recorded_at,
@@ -88,12 +88,32 @@ standing AS (
         ELSE COALESCE(deepest_study > depth, FALSE)
     END
 )
--- Every selected study once with no record (for step 4), plus its standing candidates.
-SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM selected
-UNION ALL
-SELECT study_id, id, decision, purpose_id, scope_kind, scope_value, recorded_at, unsure
-FROM standing
 """
+
+# Every selected study, in id order, with its standing candidates (one row with NULLs when
+# it has none: step 4). The order lets the engine conclude study after study while the rows
+# stream from a server-side cursor, so no dict of every study is ever built.
+DECIDE_MANY_SQL = DECIDE_CTES + """
+SELECT s.id, s.patient_id, s.study_uid, st.id, st.decision, st.purpose_id, st.scope_kind,
+       st.scope_value, st.recorded_at, st.unsure
+FROM selected s LEFT JOIN standing st ON st.study_id = s.id
+ORDER BY s.id
+"""
+
+# How many studies end in each way, counted in the database: 2 when a standing deny
+# decides, 1 when only permits stand, 0 when no candidate stands (the default policy),
+# grouped also by any columns the caller's selection carries ({by}: "s.col1, s.col2", or
+# nothing). Steps 3 and 4 in SQL, so a preview of a million studies sends back a few rows.
+DECIDE_COUNTS_SQL = DECIDE_CTES + """
+SELECT verdict{by_tail}, COUNT(*) FROM (
+    SELECT s.id{by_select},
+           MAX(CASE st.decision WHEN 'deny' THEN 2 WHEN 'permit' THEN 1 ELSE 0 END)
+               AS verdict
+    FROM selected s LEFT JOIN standing st ON st.study_id = s.id
+    GROUP BY s.id{by_select}
+) v
+GROUP BY verdict{by_tail}
+"""  # noqa: S608 (constants only)
 
 
 def _groups_sql() -> str:

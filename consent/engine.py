@@ -11,9 +11,11 @@ To decide whether study S of patient P may be used for purpose U at time T:
 4. No candidates: U's default policy.
 
 Two forms of the same rule: ``decide`` for one study, in Python over the patient's records;
-``decide_many`` for any number of studies, in one SQL statement (``consent/decide_sql.py``,
-plus one query for the purpose tree). ``tests/consent/test_engine_property.py`` holds them
-to the same answers. Both end in ``conclude``, so the words of a decision are written once.
+``decide_stream`` for any number of studies, in one SQL statement (``consent/decide_sql.py``,
+plus one query for the purpose tree) streamed study by study; ``decide_many`` gathers it into
+a dict for small sets, ``decide_counts`` counts the outcomes in SQL.
+``tests/consent/test_engine_property.py`` holds them to the same answers. Both end in
+``conclude``, so the words of a decision are written once.
 
 When anything needed cannot be read, the answer is deny ("fail closed"). So too for
 anatomy: a body-part deny also matches a study with a series whose anatomy is unknown (or
@@ -25,15 +27,19 @@ database constraint): a modality code or group (registry/vocabulary.py), a regio
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
-from consent.decide_sql import DECIDE_MANY_SQL, MODALITY_GROUPS_SQL
+from consent.decide_sql import DECIDE_COUNTS_SQL, DECIDE_MANY_SQL, MODALITY_GROUPS_SQL
 from consent.models import ConsentRecord, Decision, Policy, Purpose, ScopeKind
 from consent.wording import mid_sentence
 from registry import vocabulary
@@ -118,6 +124,50 @@ class PurposeTree:
             chain.append(node.pk)
             node = self.by_id.get(node.parent_id) if node.parent_id else None
         return {pk: depth for depth, pk in enumerate(reversed(chain))}
+
+
+# The purpose tree for the hot path (a single consent check): kept per process, reloaded
+# when the shared cache's version token differs from the one it was loaded under (purpose
+# services replace the token after each commit), when it is older than TREE_MAX_AGE (a
+# backstop for a purpose changed outside the services, such as a data migration), or when
+# the purpose asked for is not in it.
+PURPOSE_TREE_VERSION_KEY = "consent:purpose-tree-version"
+TREE_MAX_AGE = 60.0
+_tree_cache: dict[str, tuple[PurposeTree, str, float]] = {}
+
+
+def purpose_tree_changed() -> None:
+    """Every process reloads its purpose tree before its next check. Called after a purpose
+    write commits; a cache that cannot be reached only delays this to TREE_MAX_AGE."""
+    try:
+        cache.set(PURPOSE_TREE_VERSION_KEY, uuid.uuid4().hex, None)
+    except Exception:  # any cache failure: the age backstop still holds
+        logger.warning("could not announce a purpose tree change", exc_info=True)
+        _tree_cache.clear()
+
+
+def cached_purpose_tree(code: str = "") -> PurposeTree:
+    """The purpose tree, without a query when this process's copy is current."""
+    try:
+        version = cache.get(PURPOSE_TREE_VERSION_KEY)
+        if version is None:
+            # A cleared or restarted cache: a new token makes every process reload.
+            cache.add(PURPOSE_TREE_VERSION_KEY, uuid.uuid4().hex, None)
+            version = cache.get(PURPOSE_TREE_VERSION_KEY)
+    except Exception:  # without the shared cache, read the tree every time
+        logger.warning("purpose tree version unreadable; reading the tree", exc_info=True)
+        return PurposeTree.load()
+    held = _tree_cache.get("tree")
+    now = time.monotonic()
+    if (held is not None and version is not None and held[1] == version
+            and now - held[2] < TREE_MAX_AGE and (not code or code in held[0].by_code)):
+        return held[0]
+    # The token is read before the tree: a change committed in between leaves this copy
+    # under the old token, so the next check reloads.
+    tree = PurposeTree.load()
+    if version is not None:
+        _tree_cache["tree"] = (tree, version, now)
+    return tree
 
 
 def conclude(purpose: Purpose, candidates: Iterable[Candidate]) -> ConsentDecision:
@@ -262,46 +312,151 @@ def scope_matches(kind: str, value: str, decision: str, study_uid: str,
 
 # --- many studies, one statement ---------------------------------------------------------
 
-def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
-                tree: PurposeTree | None = None) -> dict[int, ConsentDecision]:
-    """Decide for every study of the queryset, keyed by study id, in two queries whatever
-    their number. Raises ConsentUnavailable if consent cannot be read: the caller must then
-    treat every study as denied."""
+@dataclass(frozen=True)
+class StudyDecision:
+    """One study's answer from the set-based form, with what callers need to name it."""
+
+    study_id: int
+    patient_id: int
+    study_uid: str
+    decision: ConsentDecision
+
+
+@dataclass(frozen=True)
+class DecisionCounts:
+    """How a selection's decisions end, counted by the database (``decide_counts``)."""
+
+    # Allowed by a standing permit, refused by a standing deny, decided by the default policy.
+    permitted: int
+    refused: int
+    by_default: int
+    # Whether the purpose's default policy allows (opt-out).
+    default_allows: bool
+
+    @property
+    def total(self) -> int:
+        return self.permitted + self.refused + self.by_default
+
+    @property
+    def allowed(self) -> int:
+        return self.permitted + (self.by_default if self.default_allows else 0)
+
+
+# Rows fetched from the server-side cursor at a time: enough to amortise round trips, few
+# enough that memory stays flat however many studies are selected.
+STREAM_CHUNK = 5000
+
+
+def _decide_statement(template: str, studies: QuerySet[ImagingStudy], lineage: dict[int, int],
+                      at: datetime, by: tuple[str, ...] = ()) -> tuple[str, list]:
+    for name in by:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ValueError(f"not a column name: {name!r}")
+    selected_sql, selected_params = (
+        studies.order_by().values_list("id", "patient_id", "study_uid", *by)
+        .query.sql_with_params())
+    sql = template.format(
+        selected=selected_sql,
+        by_columns="".join(f", {name}" for name in by),
+        by_select="".join(f", s.{name}" for name in by),
+        by_tail="".join(f", v.{name}" for name in by),
+        records=ConsentRecord._meta.db_table,
+        series=Series._meta.db_table,
+        purposes=", ".join(["%s"] * len(lineage)),
+        depths=" ".join(["WHEN %s THEN %s"] * len(lineage)),
+        groups=MODALITY_GROUPS_SQL,
+    )
+    # The database's own form of the moment (on SQLite, UTC text like the stored
+    # times), never the driver's rendering of an aware datetime.
+    moment = connection.ops.adapt_datetimefield_value(at)
+    params = [*selected_params, *lineage, moment, moment,
+              *[v for pair in lineage.items() for v in pair], moment]
+    return sql, params
+
+
+def decide_stream(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                  tree: PurposeTree | None = None, server_side: bool = True,
+                  ) -> Iterator[StudyDecision]:
+    """Decide for every study of the queryset, in study id order, one at a time: one SQL
+    statement (plus the purpose tree) whose rows stream through a server-side cursor on
+    PostgreSQL, so memory stays bounded whatever the number of studies. ``server_side``
+    False uses a plain cursor: one round trip instead of three, for a small batch. Raises
+    ConsentUnavailable if consent cannot be read: the caller must then treat every study it
+    has not yet been given as denied."""
     try:
         at = utc(at)
         tree = tree or PurposeTree.load()
         target = tree.get(purpose)
         lineage = tree.lineage(target)
-        selected_sql, selected_params = (
-            studies.order_by().values_list("id", "patient_id", "study_uid")
-            .query.sql_with_params())
-        sql = DECIDE_MANY_SQL.format(
-            selected=selected_sql,
-            records=ConsentRecord._meta.db_table,
-            series=Series._meta.db_table,
-            purposes=", ".join(["%s"] * len(lineage)),
-            depths=" ".join(["WHEN %s THEN %s"] * len(lineage)),
-            groups=MODALITY_GROUPS_SQL,
-        )
-        # The database's own form of the moment (on SQLite, UTC text like the stored
-        # times), never the driver's rendering of an aware datetime.
-        moment = connection.ops.adapt_datetimefield_value(at)
-        params = [*selected_params, *lineage, moment, moment,
-                  *[v for pair in lineage.items() for v in pair], moment]
-        by_study: dict[int, list[Candidate]] = {}
-        with connection.cursor() as cursor:
+        sql, params = _decide_statement(DECIDE_MANY_SQL, studies, lineage, at)
+        # Opt-in and opt-out answers with no candidate are the same object for every study.
+        default = conclude(target, ())
+        current: tuple[int, int, str] | None = None
+        found: list[Candidate] = []
+        with connection.chunked_cursor() if server_side else connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for (study_id, record_id, decision, purpose_id, kind, value, recorded_at,
-                 unsure) in cursor:
-                found = by_study.setdefault(study_id, [])
-                if record_id is not None:
-                    found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
-                                           lineage[purpose_id], kind, value,
-                                           _as_datetime(recorded_at), bool(unsure)))
+            while rows := cursor.fetchmany(STREAM_CHUNK):
+                for (study_id, patient_id, study_uid, record_id, decision, purpose_id, kind,
+                     value, recorded_at, unsure) in rows:
+                    if current is None or current[0] != study_id:
+                        if current is not None:
+                            yield _concluded(current, target, found, default)
+                        current, found = (study_id, patient_id, study_uid), []
+                    if record_id is not None:
+                        found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
+                                               lineage[purpose_id], kind, value,
+                                               _as_datetime(recorded_at), bool(unsure)))
+            if current is not None:
+                yield _concluded(current, target, found, default)
     except (DatabaseError, ValueError) as exc:
         raise ConsentUnavailable(str(exc)) from exc
+
+
+def _concluded(study: tuple[int, int, str], target: Purpose, found: list[Candidate],
+               default: ConsentDecision) -> StudyDecision:
     # The SQL already removed overridden candidates; conclude applies steps 3 and 4.
-    return {study_id: conclude(target, found) for study_id, found in by_study.items()}
+    return StudyDecision(*study, conclude(target, found) if found else default)
+
+
+def decide_many(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                tree: PurposeTree | None = None) -> dict[int, ConsentDecision]:
+    """``decide_stream`` gathered into {study id: decision}, for callers that hold a bounded
+    number of studies (a batch check, one patient, one withdrawal). A whole selection is
+    consumed with ``decide_stream`` or counted with ``decide_counts`` instead."""
+    return {d.study_id: d.decision
+            for d in decide_stream(studies, purpose, at, tree=tree, server_side=False)}
+
+
+def decide_counts(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                  tree: PurposeTree | None = None) -> DecisionCounts:
+    """How many selected studies a standing permit allows, a standing deny refuses, and the
+    default policy decides: counted by the database, no study reaches Python."""
+    tree = tree or PurposeTree.load()
+    target = tree.get(purpose)
+    tally = decide_tally(studies, target, at, tree=tree)
+    return DecisionCounts(permitted=tally.get((1,), 0), refused=tally.get((2,), 0),
+                          by_default=tally.get((0,), 0),
+                          default_allows=target.default_policy == Policy.OPT_OUT)
+
+
+def decide_tally(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: datetime, *,
+                 tree: PurposeTree | None = None, by: tuple[str, ...] = (),
+                 ) -> dict[tuple, int]:
+    """{(verdict, *values of ``by``): studies}: verdict 2 when a standing deny decides, 1 when
+    a standing permit does, 0 when the default policy does. ``by`` names columns the
+    queryset carries (annotations), so a caller counts outcomes by its own facts about each
+    study, in the same statement, without this layer knowing what they mean."""
+    try:
+        at = utc(at)
+        tree = tree or PurposeTree.load()
+        target = tree.get(purpose)
+        sql, params = _decide_statement(DECIDE_COUNTS_SQL, studies, tree.lineage(target), at,
+                                        by)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
+    except (DatabaseError, ValueError) as exc:
+        raise ConsentUnavailable(str(exc)) from exc
 
 
 def _as_datetime(value: datetime | str) -> datetime:

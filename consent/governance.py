@@ -15,6 +15,7 @@ from django.utils import timezone
 from audit import ledger
 from audit.ledger import Actor
 from consent import events
+from consent.engine import purpose_tree_changed
 from consent.models import ConsentForm, Guardianship, Policy, Purpose
 from registry.models import Patient
 
@@ -44,6 +45,7 @@ def purpose_create(*, code: str, name: str, description: str, default_policy: st
     ledger.record_drafts([events.purpose_saved(
         actor=actor, purpose=purpose, created=True,
         changes={f: [None, _plain(getattr(purpose, f))] for f in PURPOSE_FIELDS})])
+    transaction.on_commit(purpose_tree_changed)
     return purpose
 
 
@@ -65,6 +67,8 @@ def purpose_update(*, purpose: Purpose, actor: Actor, **changes: Any) -> Purpose
     current.save(update_fields=list(changes))
     ledger.record_drafts([events.purpose_saved(actor=actor, purpose=current,
                                                changes=changed, created=False)])
+    # Checks in every process decide with the changed tree once this commits.
+    transaction.on_commit(purpose_tree_changed)
     return current
 
 

@@ -27,8 +27,8 @@ from pydicom.errors import InvalidDicomError
 from audit import codes, ledger
 from audit.ledger import Actor
 from audit.vouching import vouch, vouched_details
-from consent.engine import ConsentDecision, PurposeTree, decide, decide_many
-from consent.models import Purpose
+from consent.engine import ConsentDecision, PurposeTree, decide, decide_many, decide_tally
+from consent.models import Policy, Purpose
 from datasets.approvals import approval_requested, ensure_may_run
 from datasets.burned_in import redact, study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
@@ -43,11 +43,13 @@ from datasets.models import (
     VersionStudy,
 )
 from datasets.selection import (
+    SAFETY_FLAGS,
     needs_pixel_check,
+    safety_columns,
+    safety_verdict,
     selected_studies,
     selection_clean,
     unsafe_reason,
-    unsafe_reasons,
 )
 from datasets.selectors import excluded_by_reason
 from datasets.vouched import DATASET
@@ -121,27 +123,40 @@ def export_request(*, dataset: Dataset, actor: Actor) -> DatasetVersion:
 def export_preview(dataset: Dataset) -> dict:
     """How many studies would be included and excluded, by reason, as a run would decide
     now: consent first, then the safety rules on what registration stored (no file is
-    opened). A withdrawal or a file gone bad before the run can still change the count."""
-    selected = selected_studies(dataset.selection)
-    decisions = decide_many(selected, dataset.purpose, timezone.now())
+    opened). A withdrawal or a file gone bad before the run can still change the count.
+    Counted by the database (decide_tally over the safety facts): a few rows come back
+    however many studies are selected."""
+    tally = decide_tally(safety_columns(selected_studies(dataset.selection)),
+                         dataset.purpose, timezone.now(), by=SAFETY_FLAGS)
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
-    excluded = Counter(_consent_reason(d) for d in decisions.values()
-                       if not d.allowed and not log_only)
-    unsafe, to_check = unsafe_reasons(
-        selected, defaced_upstream=dataset.defaced_upstream,
-        redact_text=dataset.burned_in_text == BurnedInText.REDACT)
-    excluded.update(reason for pk, reason in unsafe.items()
-                    if decisions[pk].allowed or log_only)
-    # Counted as included: whether text is burned into their pixels is known only when a
-    # run reads them.
-    pixel_checks = sum(1 for pk in to_check if decisions[pk].allowed or log_only)
-    return {"selected": len(decisions), "included": len(decisions) - excluded.total(),
+    opt_out = dataset.purpose.default_policy == Policy.OPT_OUT
+    excluded: Counter[str] = Counter()
+    selected = pixel_checks = 0
+    for (verdict, *flags), count in tally.items():
+        selected += count
+        allowed = verdict == 1 or (verdict == 0 and opt_out)
+        if not allowed and not log_only:
+            excluded[_consent_reason_for(by_default=verdict == 0)] += count
+            continue
+        unsafe, to_check = safety_verdict(
+            tuple(flags), defaced_upstream=dataset.defaced_upstream,
+            redact_text=dataset.burned_in_text == BurnedInText.REDACT)
+        if unsafe:
+            excluded[unsafe] += count
+        elif to_check:
+            # Counted as included: whether text is burned into their pixels is known only
+            # when a run reads them.
+            pixel_checks += count
+    return {"selected": selected, "included": selected - excluded.total(),
             "excluded": dict(excluded), "pixel_checks": pixel_checks}
 
 
 def _consent_reason(decision: ConsentDecision) -> str:
-    return "no consent (default policy)" if decision.by_default_policy else \
-        "consent refused or withdrawn"
+    return _consent_reason_for(by_default=decision.by_default_policy)
+
+
+def _consent_reason_for(*, by_default: bool) -> str:
+    return "no consent (default policy)" if by_default else "consent refused or withdrawn"
 
 
 def version_dir(version: DatasetVersion, *, staging: bool = False) -> Path:

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import ExtractDay, ExtractMonth, ExtractYear
+from django.db.models.lookups import GreaterThan
 
 from registry.models import ImagingStudy, Instance, Series
 
@@ -87,18 +100,36 @@ def selected_studies(selection: dict) -> QuerySet[ImagingStudy]:
         studies = studies.filter(study_date__lte=date.fromisoformat(selection["date_to"]))
     low, high = selection.get("min_age"), selection.get("max_age")
     if low is not None or high is not None:
-        # Age at the time of the study; studies without both dates cannot qualify.
-        ids = [s.pk for s in studies.exclude(patient__birth_date__isnull=True)
-               .exclude(study_date__isnull=True).select_related("patient")
-               if (low is None or _age(s) >= int(low)) and (high is None or _age(s) <= int(high))]
-        studies = ImagingStudy.objects.filter(pk__in=ids)
+        # Age at the time of the study, in SQL (a selection may hold millions of studies);
+        # studies without both dates cannot qualify.
+        studies = studies.filter(patient__birth_date__isnull=False,
+                                 study_date__isnull=False).alias(age=_AGE_AT_STUDY)
+        if low is not None:
+            studies = studies.filter(age__gte=int(low))
+        if high is not None:
+            studies = studies.filter(age__lte=int(high))
     # The export reads each study's patient (pseudonyms, ledger): fetch them together.
     return studies.select_related("patient").order_by("pk")
 
 
-def _age(study: ImagingStudy) -> int:
-    born, on = study.patient.birth_date, study.study_date
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+# Whole years from birth to the study: the difference of the years, less one when the
+# study's month and day come before the birthday's.
+_AGE_AT_STUDY = (
+    ExtractYear("study_date") - ExtractYear("patient__birth_date")
+    - Case(When(GreaterThan(ExtractMonth("patient__birth_date") * 100
+                            + ExtractDay("patient__birth_date"),
+                            ExtractMonth("study_date") * 100 + ExtractDay("study_date")),
+                then=Value(1)),
+           default=Value(0), output_field=IntegerField()))
+
+# Rows a selection is read in, through a server-side cursor on PostgreSQL.
+SELECTION_CHUNK = 2000
+
+
+def iter_selected_studies(selection: dict) -> Iterator[ImagingStudy]:
+    """The selected studies in id order, with their patients, a chunk at a time: what a run
+    walks instead of a list of every study (the order ``decide_stream`` answers in)."""
+    return selected_studies(selection).iterator(chunk_size=SELECTION_CHUNK)
 
 
 def unsafe_reason(study: ImagingStudy, burned_in: list[str], *, defaced_upstream: bool,
@@ -122,29 +153,63 @@ def _needs_pixel_check(modalities: set[str], burned_in: list[str]) -> bool:
         modalities & BURNED_IN_PRONE and any(value != "NO" for value in burned_in))
 
 
+# What a selection's studies carry, as columns, for the preview's counts (``safety_columns``).
+SAFETY_FLAGS = ("flag_sr", "flag_prone", "flag_yes", "flag_not_no", "flag_head_volume",
+                "flag_unknown_volume")
+
+
+def safety_columns(studies: QuerySet[ImagingStudy]) -> QuerySet[ImagingStudy]:
+    """The studies with one boolean column per fact the safety rules read (SAFETY_FLAGS),
+    computed by the database from what registration stored, so a million studies can be
+    counted by their facts without one reaching Python (``safety_verdict`` reads them)."""
+    def modality_in(codes: set[str]) -> Q:
+        # ``modalities`` is DICOM style, "CT\\MR": a code alone, first, last or between.
+        q = Q()
+        for code in sorted(codes):
+            q |= (Q(modalities=code) | Q(modalities__startswith=code + "\\")
+                  | Q(modalities__endswith="\\" + code)
+                  | Q(modalities__contains="\\" + code + "\\"))
+        return q
+
+    instances = Instance.objects.filter(series__study=OuterRef("pk"))
+    volumes = Series.objects.filter(study=OuterRef("pk"), modality__in=VOLUME_MODALITIES)
+    return studies.annotate(
+        flag_sr=Case(When(modality_in({"SR"}), then=Value(True)), default=Value(False),
+                     output_field=BooleanField()),
+        flag_prone=Case(When(modality_in(BURNED_IN_PRONE), then=Value(True)),
+                        default=Value(False), output_field=BooleanField()),
+        flag_yes=Exists(instances.filter(burned_in_annotation="YES")),
+        flag_not_no=Exists(instances.exclude(burned_in_annotation="NO")),
+        flag_head_volume=Exists(volumes.filter(anatomy_regions__contains="|HEAD|")),
+        flag_unknown_volume=Exists(volumes.filter(anatomy_regions="")),
+    )
+
+
+def safety_verdict(flags: tuple, *, defaced_upstream: bool, redact_text: bool = False
+                   ) -> tuple[str, bool]:
+    """(why the study cannot be made safe or '', whether its pixels need the OCR check)
+    from the SAFETY_FLAGS values, by the same rule as ``unsafe_reason``."""
+    sr, prone, yes, not_no, head_volume, unknown_volume = (bool(f) for f in flags)
+    reason = _unsafe_facts(yes, sr, head_volume, unknown_volume,
+                           defaced_upstream=defaced_upstream, redact_text=redact_text)
+    return reason, not reason and (yes or (prone and not_no))
+
+
 def unsafe_reasons(studies: QuerySet[ImagingStudy], *, defaced_upstream: bool,
                    redact_text: bool = False) -> tuple[dict[int, str], set[int]]:
-    """The same rules for many studies at once, from what registration stored (no file is
-    opened): {study id: reason} for those that cannot be made safe, and the ids of the
-    others whose pixels a run will read for burned-in text."""
-    ids = studies.values("pk")
-    modalities = dict(ImagingStudy.objects.filter(pk__in=ids).values_list("pk", "modalities"))
-    burned: dict[int, list[str]] = {}
-    for study_id, value in Instance.objects.filter(series__study__in=ids).values_list(
-            "series__study_id", "burned_in_annotation"):
-        burned.setdefault(study_id, []).append(value)
-    volumes: dict[int, list[str]] = {}
-    for study_id, regions in Series.objects.filter(
-            study__in=ids, modality__in=VOLUME_MODALITIES).values_list("study_id",
-                                                                       "anatomy_regions"):
-        volumes.setdefault(study_id, []).append(regions)
-    kinds = {pk: {m for m in text.split("\\") if m} for pk, text in modalities.items()}
-    found = {pk: _unsafe(kinds[pk], burned.get(pk, []), volumes.get(pk, []),
-                         defaced_upstream=defaced_upstream, redact_text=redact_text)
-             for pk in kinds}
-    unsafe = {pk: reason for pk, reason in found.items() if reason}
-    to_check = {pk for pk in kinds if pk not in unsafe
-                and _needs_pixel_check(kinds[pk], burned.get(pk, []))}
+    """{study id: reason} for the studies that cannot be made safe, and the ids of the others
+    whose pixels a run will read, from the database's SAFETY_FLAGS: one query, streamed.
+    Holds every refused id: for bounded sets; a preview counts with ``safety_columns``."""
+    unsafe: dict[int, str] = {}
+    to_check: set[int] = set()
+    rows = safety_columns(studies).order_by("pk").values_list("pk", *SAFETY_FLAGS)
+    for pk, *flags in rows.iterator(chunk_size=SELECTION_CHUNK):
+        reason, check = safety_verdict(tuple(flags), defaced_upstream=defaced_upstream,
+                                       redact_text=redact_text)
+        if reason:
+            unsafe[pk] = reason
+        elif check:
+            to_check.add(pk)
     return unsafe, to_check
 
 
@@ -153,15 +218,24 @@ def _unsafe(modalities: set[str], burned_in: list[str], volume_regions: list[str
     """The rule itself, written once. ``volume_regions``: each CT, MR or PT series' regions
     as registration read them ('' when its anatomy is unknown). Images that may carry
     burned-in text are not refused here: a run reads their pixels (datasets/burned_in.py)."""
-    if any(value == "YES" for value in burned_in) and not redact_text:
+    return _unsafe_facts(any(value == "YES" for value in burned_in), "SR" in modalities,
+                         any("|HEAD|" in regions for regions in volume_regions),
+                         any(not regions for regions in volume_regions),
+                         defaced_upstream=defaced_upstream, redact_text=redact_text)
+
+
+def _unsafe_facts(burned_in_yes: bool, structured_report: bool, head_volume: bool,
+                  unknown_volume: bool, *, defaced_upstream: bool, redact_text: bool) -> str:
+    """The rule on the facts it reads, shared by one study and the SQL-counted preview."""
+    if burned_in_yes and not redact_text:
         return "burned-in annotation: the pixels carry text"
-    if "SR" in modalities:
+    if structured_report:
         return "structured report with free text (Clean Structured Content is not applied)"
     if not defaced_upstream:
         # A volume whose anatomy is unknown may be a head, so it fails closed.
-        if any("|HEAD|" in regions for regions in volume_regions):
+        if head_volume:
             return "3D head study: a face could be reconstructed, and defacing was not recorded"
-        if any(not regions for regions in volume_regions):
+        if unknown_volume:
             return ("3D study whose anatomy is not recorded: it may show a face, and defacing "
                     "was not recorded")
     return ""
