@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
 
-.PHONY: install demo test lint bench serve worker beat clean
+.PHONY: install demo test lint coverage mutation bench serve worker beat clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6)." >&2; exit 1; }
@@ -29,9 +29,20 @@ demo: install
 
 # Tests run against whatever DATABASE_URL / REDIS_URL say (none: embedded SQLite, inline
 # Celery). The defaults below only make a PostgreSQL run possible without a real secret.
+# Branch coverage is measured on every run into var/coverage/$(COVERAGE_RUN).*; `make
+# coverage` combines whatever runs are there, prints them and enforces the floors.
+COVERAGE_RUN ?= local
 test: install lint
+	@mkdir -p var/coverage && rm -f var/coverage/$(COVERAGE_RUN).*
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		COVERAGE_FILE=var/coverage/$(COVERAGE_RUN) $(PY) -m coverage run -m pytest $(PYTEST_ARGS)
+
+coverage: install
+	$(PY) .ci/coverage_floors.py
+
+# Mutation testing of the core (mutmut; docs/mutation.md): slow, never part of `make test`.
+mutation: install
+	$(PY) .ci/mutation.py $(MUTATION_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -49,4 +60,4 @@ beat: install
 	$(VENV)/bin/celery -A config beat --loglevel=info
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache mutants

@@ -7,7 +7,9 @@ download is a copy without the withdrawn studies, re-signed, named for what it l
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from datasets.exports import version_dir
 from datasets.manifest import MANIFEST_JSON, META_FILES, verify_manifest, write_manifest
 from datasets.models import DatasetVersion, VersionStatus, WithdrawnStudy
 from datasets.signing import published_keys
+
+logger = logging.getLogger(__name__)
 
 
 def zip_name(version: DatasetVersion) -> str:
@@ -42,17 +46,24 @@ def version_zip(version: DatasetVersion) -> Path:
         raise NotDownloadable(f"version {version.number} is not complete "
                               f"({version.get_status_display().lower()})")
     source = version_dir(version)
-    problems = verify_manifest(source, published_keys())
-    if problems:
-        raise NotDownloadable("the exported files no longer match their signed manifest: "
-                              + "; ".join(problems[:5]))
+    _require_intact(source)
     withdrawn = _withdrawn_uids(version)
     if withdrawn:
         source = _without(version, source, withdrawn)
+        # A copy made for an earlier download is trusted no more than the original.
+        _require_intact(source)
     root = zip_name(version)
     target = source.with_name(f"{root}.zip")
     if target.exists():
-        return target
+        # A zip made earlier sits on disk as long as the version does: it goes out only if
+        # what it holds still matches the signed manifest; otherwise it is made again from
+        # the files just verified.
+        problems = _zip_problems(target, root)
+        if not problems:
+            return target
+        logger.warning("a prepared zip of dataset %s v%s no longer matches its signed "
+                       "manifest (%s); making it again", version.dataset_id, version.number,
+                       "; ".join(problems[:5]))
     partial = target.with_name(target.name + ".partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED,
                          compresslevel=1) as archive:
@@ -60,6 +71,27 @@ def version_zip(version: DatasetVersion) -> Path:
             archive.write(path, f"{root}/{path.relative_to(source).as_posix()}")
     partial.replace(target)
     return target
+
+
+def _require_intact(directory: Path) -> None:
+    problems = verify_manifest(directory, published_keys())
+    if problems:
+        raise NotDownloadable("the exported files no longer match their signed manifest: "
+                              + "; ".join(problems[:5]))
+
+
+def _zip_problems(path: Path, root: str) -> list[str]:
+    """verify_manifest over what the zip holds, unpacked beside it (its folder ``root``)."""
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".check-") as scratch:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                if any(not name.startswith(f"{root}/") for name in names):
+                    return ["the zip holds files outside its folder"]
+                archive.extractall(scratch)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            return [f"unreadable zip: {exc}"]
+        return verify_manifest(Path(scratch) / root, published_keys())
 
 
 def _without(version: DatasetVersion, source: Path, withdrawn: set[str]) -> Path:

@@ -1,7 +1,8 @@
 """A real Celery worker process, a real Redis broker, a real database shared with it.
 
-Skipped only when no Redis is configured outside CI; in CI (CI=true) it always runs and
-uses the local Redis when REDIS_URL is not set."""
+The broker is WORKER_REDIS_URL, else REDIS_URL; .ci/run sets WORKER_REDIS_URL for its
+SQLite run (where the app itself runs without Redis), so these tests run in both CI runs.
+Skipped only outside CI with neither set; with CI=true they fall back to the local Redis."""
 
 import os
 import shutil
@@ -27,12 +28,13 @@ from registry.models import IngestJob, IngestStatus, Instance
 from registry.registration import INGEST_REQUESTED, ingest_job_queue
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("REDIS_URL") or (
+REDIS_URL = os.environ.get("WORKER_REDIS_URL") or os.environ.get("REDIS_URL") or (
     "redis://127.0.0.1:6379/15" if os.environ.get("CI") else "")
 
 pytestmark = [
     pytest.mark.worker,
-    pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_URL (always runs in CI)"),
+    pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set WORKER_REDIS_URL or REDIS_URL "
+                                             "(always runs in CI)"),
 ]
 
 
@@ -159,13 +161,21 @@ def test_a_lost_broker_message_is_picked_up_by_the_sweeper(worker, corpus, tmp_p
     message = OutboxMessage.objects.create(kind=INGEST_REQUESTED, payload={"job_id": job.pk})
     OutboxMessage.objects.filter(pk=message.pk).update(
         created_at=timezone.now() - timedelta(minutes=5))
-    time.sleep(1)
+    # A job sent the ordinary way, after it, goes through: the worker is up and reading
+    # the queue (one at a time, in order), so only the lost message explains the wait.
+    control_folder = tmp_path / "control"
+    shutil.copytree(corpus / "dicomdirtests" / "98892001" / "CT2N", control_folder)
+    control = ingest_job_queue(paths=[str(control_folder)], actor=Actor(label="cli:test"))
+    wait_for(lambda: IngestJob.objects.get(pk=control.pk).status == IngestStatus.DONE)
     assert IngestJob.objects.get(pk=job.pk).status == IngestStatus.QUEUED
+    assert OutboxMessage.objects.get(pk=message.pk).status != MessageStatus.DELIVERED
+    registered_before = Instance.objects.count()
 
     assert outbox_sweep() == 1
 
     wait_for(lambda: IngestJob.objects.get(pk=job.pk).status == IngestStatus.DONE)
-    assert Instance.objects.count() == 4
+    assert Instance.objects.count() - registered_before == 4
+    assert OutboxMessage.objects.get(pk=message.pk).status == MessageStatus.DELIVERED
 
 
 def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart(
@@ -174,12 +184,13 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
 
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from consent.models import Purpose
+    from consent.models import ConsentRecord, Purpose
     from consent.selectors import current_form
     from consent.services import consent_record
     from datasets.exports import dataset_create, export_request
     from datasets.manifest import verify_manifest
     from datasets.models import DatasetVersion, VersionStatus, VersionStudy
+    from datasets.selection import selected_studies
     from datasets.signing import key_id
     from registry.demo import RECIPES, SyntheticPatient, write_study
     from registry.models import Patient
@@ -201,17 +212,46 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
                              actor=actor, selection={"modality": "CR"})
     exports = tmp_path / "worker" / "exports" / f"dataset-{dataset.pk}"
 
+    # Hold the worker mid-run, deterministically: one consented study near the end of the
+    # selection has its stored file replaced by a named pipe. Reading it blocks until a
+    # writer sends something; this test opens the writing end and sends nothing, so the
+    # worker waits there, with every earlier study's fate recorded, until it is killed.
+    order = list(selected_studies(dataset.selection))
+    consented = set(ConsentRecord.objects.filter(purpose=ai).values_list("patient_id", flat=True))
+    held = [s for s in order if s.patient_id in consented][-3]
+    held_position = order.index(held)
+    (stored,) = Instance.objects.filter(series__study=held).values_list("path", flat=True)
+    stored = Path(stored)
+    stored.rename(stored.with_name(stored.name + ".aside"))
+    os.mkfifo(stored)
+
     # A short lease, so the restarted worker may take the job over in seconds, not 30 min.
     first = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
     version = export_request(dataset=dataset, actor=actor)
-    wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).studies_done >= 5)
-    first.send_signal(signal.SIGSTOP)  # freeze it mid-run, then kill it without warning
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    pipe = []
+
+    def worker_is_reading_the_pipe() -> bool:
+        try:  # succeeds only once a reader has the pipe open
+            pipe.append(os.open(stored, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_for(worker_is_reading_the_pipe)
+        first.send_signal(signal.SIGSTOP)  # freeze it mid-run, then kill it without warning
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        for fd in pipe:
+            os.close(fd)
+        stored.unlink()
+        stored.with_name(stored.name + ".aside").rename(stored)
 
     version.refresh_from_db()
-    assert version.status == VersionStatus.RUNNING, "the export ended before the kill"
-    assert 5 <= version.studies_done < 40
+    assert version.status == VersionStatus.RUNNING
+    assert version.studies_done == held_position > 0  # every study before it, none after
+    assert not VersionStudy.objects.filter(version=version, study=held).exists()
     assert not (exports / "v1").exists()  # nothing partial in the published place
     assert (exports / "v1.partial").is_dir()
 

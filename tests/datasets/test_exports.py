@@ -50,11 +50,16 @@ def test_exclude_mode_exports_only_consented_safe_studies(steward, hospital, dat
 
 def test_a_rerun_changes_nothing(steward, hospital, data_dir,
                                  django_capture_on_commit_callbacks):
+    """A complete version is left alone (the resume path has its own test below)."""
     version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
+    out = version_dir(version)
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     before = (AuditEvent.objects.count(), VersionStudy.objects.count())
     again = export_run(version_id=version.pk)
     assert again.status == VersionStatus.COMPLETE
+    assert again.manifest_sha256 == version.manifest_sha256
     assert (AuditEvent.objects.count(), VersionStudy.objects.count()) == before
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
 
 
 def test_reject_mode_fails_with_the_list_of_studies(steward, hospital, data_dir,
@@ -246,3 +251,52 @@ def test_the_preview_counts_what_the_run_leaves_out_and_why(
     assert preview["included"] - found.total() == ran.filter(included=True).count()
     assert preview["excluded"] == dict(run_reasons - found)
     assert any("3D head" in reason for reason in preview["excluded"])
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(steward, hospital, data_dir,
+                                                     django_capture_on_commit_callbacks):
+    """The resume path, in this process on either database: a run that dies part-way (here
+    the disk refuses one study's folder) leaves a running version with the studies before
+    it recorded; the next run records each remaining study once and publishes it whole."""
+    from datasets.deid import DeidContext
+    from datasets.manifest import verify_manifest
+    from datasets.selection import selected_studies
+    from datasets.signing import published_keys
+
+    dataset = make_dataset(steward)
+    with django_capture_on_commit_callbacks(execute=False):  # the job is run by hand below
+        version = exports.export_request(dataset=dataset, actor=STEWARD)
+    order = list(selected_studies(dataset.selection))
+    wanted = {"CR CHEST PA", "MR KNEE LEFT"}
+    held = [s for s in order if s.description in wanted and s.patient == hospital["ann"]][-1]
+    position = order.index(held)
+    context = DeidContext(secret=bytes.fromhex(dataset.secret))
+    staging = version_dir(version, staging=True)
+    staging.mkdir(parents=True)
+    # A file where the study's folder must go: writing the study fails with the disk's error.
+    blocker = staging / context.remap_uid(held.study_uid)
+    blocker.write_text("in the way")
+
+    with pytest.raises(OSError):
+        export_run(version_id=version.pk)
+    version.refresh_from_db()
+    assert version.status == VersionStatus.RUNNING
+    assert version.studies_done == position > 0
+    assert not version_dir(version).exists()
+    done_before = set(VersionStudy.objects.filter(version=version).values_list("study_id",
+                                                                               flat=True))
+    assert done_before == {s.pk for s in order[:position]}
+
+    blocker.unlink()
+    again = export_run(version_id=version.pk)
+    assert again.status == VersionStatus.COMPLETE
+    assert again.studies_done == again.studies_total == len(order)
+    fates_by_study = VersionStudy.objects.filter(version=version)
+    assert sorted(fates_by_study.values_list("study_id", flat=True)) == sorted(
+        s.pk for s in order)  # each study once: none decided twice after the resume
+    decided = AuditEvent.objects.filter(action__in=["export.included", "export.excluded"],
+                                        dataset_ref=str(dataset.pk))
+    assert decided.count() == len(order)
+    assert fates_by_study.get(study=held).included is True
+    assert verify_manifest(version_dir(again), published_keys()) == []
+    assert not version_dir(again, staging=True).exists()
