@@ -15,14 +15,16 @@ class RegistryConfig(AppConfig):
 
 
 def _patient_refs_for_mrn(mrn: str) -> list[str]:
-    from registry.models import Patient
+    from registry.selectors import patients_by_mrn
 
-    return [str(pk) for pk in Patient.objects.filter(mrn=mrn).values_list("pk", flat=True)]
+    # Through the blind index: case and spaces in what the auditor typed do not matter.
+    return [str(pk) for pk in patients_by_mrn(mrn).values_list("pk", flat=True)]
 
 
 def _patient_labels(refs: list[str]) -> dict[str, str]:
     from registry.models import Patient
 
     ids = [int(r) for r in refs if r.isdigit()]
-    return {str(pk): f"{mrn} ({issuer})" for pk, mrn, issuer in
-            Patient.objects.filter(pk__in=ids).values_list("pk", "mrn", "issuer")}
+    # Model instances, not values_list: the MRN is decrypted by its field on the way out.
+    return {str(p.pk): f"{p.mrn} ({p.issuer})" for p in
+            Patient.objects.filter(pk__in=ids).only("pk", "mrn", "issuer")}
