@@ -27,10 +27,17 @@ demo: install
 	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C stops it)"
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Identifier keys for a PostgreSQL test run only (production mode refuses to start without
+# them); never use these anywhere else.
+TEST_IDENTIFIER_KEY := Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE=
+TEST_BLIND_INDEX_KEY := consentry-test-only-blind-index-key-not-for-production
+
 # Tests run against whatever DATABASE_URL / REDIS_URL say (none: embedded SQLite, inline
 # Celery). The defaults below only make a PostgreSQL run possible without a real secret.
 test: install lint
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
+		CONSENTRY_IDENTIFIER_KEYS=$${CONSENTRY_IDENTIFIER_KEYS:-$(TEST_IDENTIFIER_KEY)} \
+		CONSENTRY_BLIND_INDEX_KEY=$${CONSENTRY_BLIND_INDEX_KEY:-$(TEST_BLIND_INDEX_KEY)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
