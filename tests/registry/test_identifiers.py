@@ -42,7 +42,7 @@ def taylor(db):
 
 def raw_row(table: str, pk: int) -> dict:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [pk])  # noqa: S608 - test
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [pk])
         names = [c[0] for c in cursor.description]
         return dict(zip(names, cursor.fetchone(), strict=True))
 
@@ -170,9 +170,9 @@ def test_an_encrypted_column_cannot_be_compared_in_sql_by_mistake(taylor):
 
 
 def test_a_token_no_configured_key_opens_is_an_error_not_shown_as_a_name(taylor):
-    with override_settings(CONSENTRY_IDENTIFIER_KEYS=[Fernet.generate_key().decode()]):
-        with pytest.raises(ImproperlyConfigured, match="rotate_identifier_keys"):
-            Patient.objects.get(pk=taylor.pk)
+    with (override_settings(CONSENTRY_IDENTIFIER_KEYS=[Fernet.generate_key().decode()]),
+          pytest.raises(ImproperlyConfigured, match="rotate_identifier_keys")):
+        Patient.objects.get(pk=taylor.pk)
 
 
 def plans(sql: str, params: list) -> str:
