@@ -27,6 +27,11 @@ demo: install
 	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C stops it)"
 	$(PY) manage.py runserver 127.0.0.1:8000
 
+# Identifier keys for a PostgreSQL test run only (production mode refuses to start without
+# them); never use these anywhere else.
+TEST_IDENTIFIER_KEY := Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE=
+TEST_BLIND_INDEX_KEY := consentry-test-only-blind-index-key-not-for-production
+
 # Tests run against whatever DATABASE_URL / REDIS_URL say (none: embedded SQLite, inline
 # Celery). The defaults below only make a PostgreSQL run possible without a real secret.
 # Branch coverage is measured on every run into var/coverage/$(COVERAGE_RUN).*; `make
@@ -35,6 +40,8 @@ COVERAGE_RUN ?= local
 test: install lint
 	@mkdir -p var/coverage && rm -f var/coverage/$(COVERAGE_RUN).*
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
+		CONSENTRY_IDENTIFIER_KEYS=$${CONSENTRY_IDENTIFIER_KEYS:-$(TEST_IDENTIFIER_KEY)} \
+		CONSENTRY_BLIND_INDEX_KEY=$${CONSENTRY_BLIND_INDEX_KEY:-$(TEST_BLIND_INDEX_KEY)} \
 		COVERAGE_FILE=var/coverage/$(COVERAGE_RUN) $(PY) -m coverage run -m pytest $(PYTEST_ARGS)
 
 coverage: install

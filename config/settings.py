@@ -62,6 +62,70 @@ if not SECRET_KEY:
         )
     SECRET_KEY = embedded_secret_key(DATA_DIR)
 
+
+
+def embedded_identifier_keys(data_dir: Path) -> tuple[list[str], str]:
+    """The embedded default's identifier keys, made once and kept beside the database they
+    protect (a copy of one without the other opens nothing)."""
+    from cryptography.fernet import Fernet
+
+    keys_file, index_file = data_dir / "identifier_keys", data_dir / "blind_index_key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for path, make in ((keys_file, lambda: Fernet.generate_key().decode()),
+                       (index_file, lambda: secrets.token_urlsafe(48))):
+        if not path.exists():
+            path.write_text(make())
+            path.chmod(0o600)
+    return env_list_of(keys_file.read_text()), index_file.read_text().strip()
+
+
+def env_list_of(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def valid_identifier_keys(keys: list[str], index_key: str) -> tuple[list[str], str]:
+    """Refuse at start-up what cannot work: a key Fernet cannot use would fail at the first
+    patient saved, and a short blind-index key makes the digests guessable."""
+    from cryptography.fernet import Fernet
+
+    for number, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"CONSENTRY_IDENTIFIER_KEYS: key {number} is not a Fernet key (32 bytes, "
+                "url-safe base64; make one with `python -c \"from cryptography.fernet import "
+                "Fernet; print(Fernet.generate_key().decode())\"`).") from None
+    if len(index_key) < 32:
+        raise ImproperlyConfigured(
+            "CONSENTRY_BLIND_INDEX_KEY must be at least 32 characters of random text.")
+    if index_key in keys:
+        raise ImproperlyConfigured(
+            "CONSENTRY_BLIND_INDEX_KEY must differ from every CONSENTRY_IDENTIFIER_KEYS key.")
+    return keys, index_key
+
+
+# Direct identifiers (names, MRNs, birth dates …) are encrypted under the first of these
+# Fernet keys (newest first; the others still decrypt during a rotation), and looked up by
+# HMAC under a separate blind-index key (registry/identifiers.py).
+CONSENTRY_IDENTIFIER_KEYS = env_list("CONSENTRY_IDENTIFIER_KEYS")
+CONSENTRY_BLIND_INDEX_KEY = env("CONSENTRY_BLIND_INDEX_KEY")
+CONSENTRY_IDENTIFIER_KEYS_GENERATED = False
+if not (CONSENTRY_IDENTIFIER_KEYS and CONSENTRY_BLIND_INDEX_KEY):
+    if PRODUCTION:
+        missing = [name for name, value in (
+            ("CONSENTRY_IDENTIFIER_KEYS", CONSENTRY_IDENTIFIER_KEYS),
+            ("CONSENTRY_BLIND_INDEX_KEY", CONSENTRY_BLIND_INDEX_KEY)) if not value]
+        raise ImproperlyConfigured(
+            f"{' and '.join(missing)} not set. In production Consentry will not invent the "
+            "keys that encrypt patients' identifiers: set them from your secret store "
+            "(README, \"Identifiers at rest\").")
+    made_keys, made_index_key = embedded_identifier_keys(DATA_DIR)
+    CONSENTRY_IDENTIFIER_KEYS = CONSENTRY_IDENTIFIER_KEYS or made_keys
+    CONSENTRY_BLIND_INDEX_KEY = CONSENTRY_BLIND_INDEX_KEY or made_index_key
+    CONSENTRY_IDENTIFIER_KEYS_GENERATED = True
+valid_identifier_keys(CONSENTRY_IDENTIFIER_KEYS, CONSENTRY_BLIND_INDEX_KEY)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 

@@ -52,6 +52,13 @@ class PatientFilters(serializers.Serializer):
     mrn = serializers.CharField(max_length=64, required=False, allow_blank=True)
     issuer = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
+    def validate(self, attrs):
+        if not any(str(attrs.get(name, "")).strip() for name in ("q", "mrn", "issuer")):
+            raise ValidationError({"q": ["Give a search term (q: MRN, name, accession "
+                                         "number or StudyInstanceUID), an mrn or an issuer. "
+                                         "To list every patient, GET /api/v1/patients."]})
+        return attrs
+
 
 class PatientListApi(generics.ListAPIView):
     """Every patient, a page at a time (logged). To find one, POST patients/search."""
@@ -66,8 +73,9 @@ class PatientListApi(generics.ListAPIView):
 
 
 class PatientSearchApi(generics.GenericAPIView):
-    """Find patients by MRN (exact), name (contains), accession or StudyInstanceUID (q),
-    given in the body. Pages: ?page=N."""
+    """Find patients by MRN (whole, or its first 4 characters or more), name (every word,
+    any order), accession or StudyInstanceUID (q), or by whole MRN (mrn), given in the body.
+    Case does not matter. Pages: ?page=N."""
 
     permission_classes = [ReadsPatientData]
     serializer_class = PatientOut
@@ -78,8 +86,11 @@ class PatientSearchApi(generics.GenericAPIView):
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
         log_search(request, "patients", data)
-        found = selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
-                                         issuer=data.get("issuer", ""))
+        try:
+            found = selectors.patient_search(query=data.get("q", ""), mrn=data.get("mrn", ""),
+                                             issuer=data.get("issuer", ""))
+        except selectors.SearchTermError as exc:
+            raise ValidationError({"q": [str(exc)]}) from None
         page = self.paginate_queryset(found)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -119,6 +130,13 @@ class StudyFilters(StudyListFilters):
 
 
 def _studies(data: dict):
+    try:
+        return _study_search(data)
+    except selectors.SearchTermError as exc:
+        raise ValidationError({"mrn": [str(exc)]}) from None
+
+
+def _study_search(data: dict):
     return selectors.study_search(
         mrn=data.get("mrn", ""), issuer=data.get("issuer", ""),
         accession=data.get("accession", ""), study_uid=data.get("study_instance_uid", ""),

@@ -1,8 +1,14 @@
 """The registry: patients and the imaging studies, series and instances behind them."""
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
+from registry.identifiers import (
+    BlindIndexField,
+    IdentifierCharField,
+    IdentifierDateField,
+    patient_search_digests,
+)
 from registry.vocabulary import AnatomySource
 
 
@@ -16,29 +22,77 @@ class Sex(models.TextChoices):
 class Patient(models.Model):
     # The MRN is unique only within the authority that issued it (DICOM IssuerOfPatientID).
     issuer = models.CharField(max_length=64)
-    mrn = models.CharField("MRN", max_length=64)
-    name = models.CharField(max_length=200, blank=True)
-    birth_date = models.DateField(null=True, blank=True)
+    # Direct identifiers are encrypted at rest (registry/identifiers.py); they are found
+    # through blind indexes: mrn_index here, the desk's words and prefixes in PatientSearchKey.
+    mrn = IdentifierCharField("MRN", max_length=64)
+    mrn_index = BlindIndexField(source="mrn", kind="mrn")
+    name = IdentifierCharField(max_length=200, blank=True)
+    birth_date = IdentifierDateField(null=True, blank=True)
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
     user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True,
                                 on_delete=models.SET_NULL, related_name="patient")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["issuer", "mrn"]
+        # Newest registered first: ciphertext has no useful order, and a desk looking for a
+        # patient usually looks for one who has just been scanned.
+        ordering = ["-created_at", "-id"]
         constraints = [
-            # Also serves the staff lookup "patient by MRN".
-            models.UniqueConstraint(fields=["issuer", "mrn"], name="patient_mrn_per_issuer"),
+            # Also serves registration's "patient by MRN" (find or create).
+            models.UniqueConstraint(fields=["issuer", "mrn_index"],
+                                    name="patient_mrn_per_issuer"),
+        ]
+        indexes = [
+            # The auditor's and disclosures' "patient by MRN" whatever the issuer.
+            models.Index(fields=["mrn_index"], name="patient_mrn_index"),
         ]
 
     def __str__(self) -> str:
         return f"{self.mrn} ({self.issuer})"
 
+    def save(self, *args, **kwargs) -> None:
+        # The search keys are part of the row's invariant (they index its encrypted
+        # identifiers), so they are written with it, in the same transaction.
+        fields = kwargs.get("update_fields")
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if fields is None or {"mrn", "name"} & set(fields):
+                search_keys_write([self])
+
+
+class PatientSearchKey(models.Model):
+    """One blind-index digest that finds a patient at the desk or through the API: the
+    folded MRN, each MRN prefix of 4 or more characters, each word of the name
+    (registry/identifiers.py). Derived data, rewritten whenever the patient is saved or the
+    keys rotate."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # Also serves the search "patients having these digests" (digest first).
+            models.UniqueConstraint(fields=["digest", "patient"], name="search_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"search key of patient {self.patient_id}"
+
+
+def search_keys_write(patients: list[Patient]) -> None:
+    """(Re)write the search keys of these saved patients from their identifiers."""
+    ids = [p.pk for p in patients]
+    PatientSearchKey.objects.filter(patient_id__in=ids).delete()
+    PatientSearchKey.objects.bulk_create([
+        PatientSearchKey(patient_id=p.pk, digest=digest) for p in patients
+        for digest in sorted(patient_search_digests(mrn=p.mrn or "", name=p.name or ""))])
+
 
 class ImagingStudy(models.Model):
     study_uid = models.CharField("StudyInstanceUID", max_length=64, unique=True)
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
-    accession_number = models.CharField(max_length=64, blank=True)
+    accession_number = IdentifierCharField(max_length=64, blank=True)
+    accession_index = BlindIndexField(source="accession_number", kind="accession")
     study_date = models.DateField(null=True, blank=True)
     description = models.CharField(max_length=255, blank=True)
     # Denormalised from the series, DICOM style ("CT\\MR"), for display and listing.
@@ -52,8 +106,8 @@ class ImagingStudy(models.Model):
         ordering = ["-study_date", "study_uid"]
         verbose_name_plural = "imaging studies"
         indexes = [
-            # Staff look-up by accession number.
-            models.Index(fields=["accession_number"], name="study_accession"),
+            # Staff look-up by accession number (its blind index; the number is encrypted).
+            models.Index(fields=["accession_index"], name="study_accession"),
             # A patient's studies, newest first (portal, staff desk).
             models.Index(fields=["patient", "-study_date"], name="study_patient_date"),
             # Dataset selection by study date range.

@@ -22,7 +22,16 @@ from audit import ledger
 from audit.ledger import Actor
 from registry import events
 from registry.dicom import DicomHeader, DicomRejected, iter_files, read_header
-from registry.models import ImagingStudy, IngestJob, IngestStatus, Instance, Patient, Series
+from registry.identifiers import mrn_digest
+from registry.models import (
+    ImagingStudy,
+    IngestJob,
+    IngestStatus,
+    Instance,
+    Patient,
+    Series,
+    search_keys_write,
+)
 from registry.vocabulary import anatomy_of
 
 BATCH_SIZE = 200
@@ -109,8 +118,10 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
             new.append((index, header))
 
     patients = _patients_for(h for _, h in new)
+    # The study's patient is compared by blind index: nothing is decrypted per file.
     studies = {s.study_uid: s for s in ImagingStudy.objects.filter(
-        study_uid__in={h.study_uid for _, h in new}).select_related("patient")}
+        study_uid__in={h.study_uid for _, h in new}).select_related("patient").defer(
+            "accession_number", "patient__mrn", "patient__name", "patient__birth_date")}
     series = {s.series_uid: s for s in Series.objects.filter(
         series_uid__in={h.series_uid for _, h in new}).select_related("study")}
 
@@ -131,7 +142,8 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
                 accession_number=header.accession_number, study_date=header.study_date,
                 description=header.study_description,
             )
-        elif (study.patient.issuer, study.patient.mrn) != (header.issuer, header.patient_id):
+        elif (study.patient.issuer, study.patient.mrn_index) != (
+                header.issuer, mrn_digest(header.patient_id)):
             outcomes[index] = _reject(header, "the study is registered for another patient")
             continue
         one_series = series.get(header.series_uid) or new_series.get(header.series_uid)
@@ -171,7 +183,9 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
     # Only patients with a registered study are created: a rejected file leaves no row.
     new_patients = list({id(s.patient): s.patient for s in new_studies.values()
                          if s.patient.pk is None}.values())
+    # Each new patient's identifiers are encrypted here, once per patient (not per file).
     Patient.objects.bulk_create(new_patients)
+    search_keys_write(new_patients)
     ImagingStudy.objects.bulk_create(new_studies.values())
     Series.objects.bulk_create(new_series.values())
     Instance.objects.bulk_create(instances)
@@ -217,14 +231,18 @@ def _patients_for(headers: Iterable[DicomHeader]) -> dict[tuple[str, str], Patie
     for header in headers:
         wanted.setdefault((header.issuer, header.patient_id), header)
     patients: dict[tuple[str, str], Patient] = {}
+    # Found by blind index (one index probe per issuer); the MRN is known from the digest,
+    # so nothing is decrypted.
     for issuer in {issuer for issuer, _ in wanted}:
-        mrns = [mrn for i, mrn in wanted if i == issuer]
-        for patient in Patient.objects.filter(issuer=issuer, mrn__in=mrns):
-            patients[(patient.issuer, patient.mrn)] = patient
+        by_digest = {mrn_digest(mrn): mrn for i, mrn in wanted if i == issuer}
+        for patient in Patient.objects.filter(issuer=issuer, mrn_index__in=by_digest).defer(
+                "mrn", "name", "birth_date"):
+            patients[(patient.issuer, by_digest[patient.mrn_index])] = patient
     for (issuer, mrn), h in wanted.items():
         if (issuer, mrn) not in patients:
             patients[(issuer, mrn)] = Patient(issuer=issuer, mrn=mrn, name=h.patient_name,
-                                              birth_date=h.birth_date, sex=h.sex)
+                                              birth_date=h.birth_date, sex=h.sex,
+                                              mrn_index=mrn_digest(mrn))
     return patients
 
 

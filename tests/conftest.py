@@ -126,8 +126,9 @@ def hospital(db):
         "a-mr": make_study(alice, ("MR", "KNEE")),
         "b-ct": make_study(bob, ("CT", "CHEST")),
     }
-    ImagingStudy.objects.filter(pk=studies["a-ct"].pk).update(accession_number="ACC1",
-                                                               study_date="2025-01-10")
+    a_ct = studies["a-ct"]
+    a_ct.accession_number, a_ct.study_date = "ACC1", "2025-01-10"
+    a_ct.save(update_fields=["accession_number", "accession_index", "study_date"])
     ImagingStudy.objects.filter(pk=studies["a-mr"].pk).update(study_date="2026-02-01")
     return alice, bob, studies
 

@@ -52,7 +52,9 @@ def test_production_settings_send_mail_through_the_smtp_server_the_environment_n
     env.update(DJANGO_SETTINGS_MODULE="config.settings", SECRET_KEY="k" * 60,
                DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
                CONSENTRY_DATA_DIR=str(tmp_path), EMAIL_URL=f"smtp://127.0.0.1:{port}",
-               DEFAULT_FROM_EMAIL="consentry@hospital.example")
+               DEFAULT_FROM_EMAIL="consentry@hospital.example",
+               CONSENTRY_IDENTIFIER_KEYS="Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE=",
+               CONSENTRY_BLIND_INDEX_KEY="b" * 40)
     result = subprocess.run(
         [sys.executable, "manage.py", "sendtestemail", "steward@hospital.example"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)

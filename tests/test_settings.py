@@ -1,6 +1,7 @@
 """Settings come from the environment; production refuses to start without a secret."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
     result = run_django(code, {
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/hospital",
         "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "k" * 60,
+        "CONSENTRY_IDENTIFIER_KEYS": "Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE=",
+        "CONSENTRY_BLIND_INDEX_KEY": "b" * 40,
         "CONSENTRY_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
@@ -58,6 +61,7 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
 
 
 def production_env(tmp_path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -69,6 +73,8 @@ def production_env(tmp_path) -> dict[str, str]:
             "ALLOWED_HOSTS": "consentry.hospital.example",
             "CONSENTRY_LEDGER_SIGNING_KEY": key, "CONSENTRY_EXPORT_SIGNING_KEY": key,
             "CONSENTRY_BASE_URL": "https://consentry.hospital.example",
+            "CONSENTRY_IDENTIFIER_KEYS": Fernet.generate_key().decode(),
+            "CONSENTRY_BLIND_INDEX_KEY": secrets.token_urlsafe(48),
             "CONSENTRY_DATA_DIR": str(tmp_path)}
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -51,6 +52,9 @@ def database_url() -> str:
 def spawn_worker(queue: str, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": REDIS_URL, "DATABASE_URL": database_url(),
            "SECRET_KEY": "worker-test-only", "CONSENTRY_DATA_DIR": str(tmp_path / "worker"),
+           # The same identifier keys as this process: the worker reads what the test wrote.
+           "CONSENTRY_IDENTIFIER_KEYS": ",".join(settings.CONSENTRY_IDENTIFIER_KEYS),
+           "CONSENTRY_BLIND_INDEX_KEY": settings.CONSENTRY_BLIND_INDEX_KEY,
            "CELERY_TASK_DEFAULT_QUEUE": queue, **extra_env}
     log = open(tmp_path / "worker.log", "a")  # noqa: SIM115 - the child keeps it
     return subprocess.Popen(

@@ -14,6 +14,7 @@ from access.roles import Role
 from consent.checks import MAX_STUDIES, consent_check
 from consent.engine import ConsentUnavailable
 from registry.api import UidField
+from registry.identifiers import mrn_digest
 from registry.models import Patient
 
 
@@ -58,8 +59,10 @@ class ConsentCheckApi(APIView):
         data = serializer.validated_data
         patient = None
         if data.get("patient_mrn"):
+            # The exact MRN (its blind index), as registration stored it: a consent answer
+            # must be about exactly this patient.
             patient = Patient.objects.filter(
-                mrn=data["patient_mrn"],
+                mrn_index=mrn_digest(data["patient_mrn"]),
                 issuer=data.get("patient_issuer") or settings.CONSENTRY_DEFAULT_MRN_ISSUER,
             ).first()
             if patient is None:

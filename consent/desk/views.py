@@ -40,7 +40,10 @@ def search(request):
             ledger.record_drafts([registry_events.phi_searched(
                 actor=_actor(request), what="patients", via="desk",
                 criteria={"q": form.cleaned_data["q"]})])
-        patients = list(registry_selectors.patient_search(query=form.cleaned_data["q"])[:50])
+        # At most 50, newest first from SQL, then by name for reading (names are encrypted,
+        # so they are sorted here, on a bounded page).
+        patients = registry_selectors.patients_sorted_by_name(
+            registry_selectors.patient_search(query=form.cleaned_data["q"])[:50])
         if len(patients) == 1:
             return redirect("desk-patient", patient_id=patients[0].pk)
     return render(request, "desk/search.html", {"form": form, "patients": patients})

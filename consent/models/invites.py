@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from registry.identifiers import IdentifierEmailField
 from registry.models import Patient
 
 
@@ -10,7 +11,7 @@ class PatientInvite(models.Model):
     hash is kept."""
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="invites")
-    email = models.EmailField()
+    email = IdentifierEmailField()  # encrypted at rest: a direct identifier
     # Set when the link is mailed (by the outbox handler); the link itself is never stored.
     token_sha256 = models.CharField(max_length=64, unique=True, null=True, blank=True)
     created_at = models.DateTimeField()

@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit import ledger
 from consent.management.commands.demo import demo_totp_secret
 from registry.demo import FAMILY, GIVEN
+from registry.identifiers import mrn_digest
 from registry.models import ImagingStudy, Patient
 from tests.clients import demo_sign_in
 
@@ -19,7 +20,7 @@ def test_demo_seeds_patients_studies_and_a_login_for_every_role(db, data_dir):
     out = StringIO()
     call_command("demo", "--patients", "3", stdout=out)
     assert Patient.objects.count() == 3
-    assert ImagingStudy.objects.filter(patient__mrn="DEMO00001").count() == 3
+    assert ImagingStudy.objects.filter(patient__mrn_index=mrn_digest("DEMO00001")).count() == 3
     text = out.getvalue()
     assert demo_totp_secret() in text and "demo_code staff" in text
     for username, password, home in [
@@ -46,7 +47,7 @@ def test_demo_code_prints_the_current_code_only_for_demo_accounts(db, data_dir, 
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="embedded demo"):
         call_command("demo_code", "staff")
-    demo_patient = Patient.objects.get(mrn="DEMO00001")
+    demo_patient = Patient.objects.get(mrn_index=mrn_digest("DEMO00001"))
     assert demo_patient.user.username == "patient"
     from consent.selectors import patient_uses
 

@@ -5,7 +5,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
 from consent.models import ConsentRecord
-from registry.models import ImagingStudy
 from tests.clients import signed_in as client_for
 from tests.consent.factories import make_study
 
@@ -13,8 +12,8 @@ from tests.consent.factories import make_study
 @pytest.fixture
 def ct(patient):
     study = make_study(patient, ("CT", "HEAD"))
-    ImagingStudy.objects.filter(pk=study.pk).update(accession_number="ACC-42",
-                                                    description="CT HEAD")
+    study.accession_number, study.description = "ACC-42", "CT HEAD"
+    study.save(update_fields=["accession_number", "accession_index", "description"])
     return study
 
 
@@ -31,12 +30,17 @@ def test_staff_find_a_patient_by_accession_and_see_the_grid(staff, patient, ct):
     assert viewed.patient_ref == str(patient.pk) and viewed.actor_label == staff.username
 
 
-def test_search_by_part_of_a_name_lists_matches(staff, patient, other_patient):
+def test_search_by_the_start_of_a_name_or_an_mrn_lists_matches(staff, patient, other_patient):
     one = client_for(staff).post("/desk/", {"q": "Builder"})
     assert one.status_code == 302 and one.headers["Location"].endswith(
         f"/desk/patients/{other_patient.pk}/")
-    page = client_for(staff).post("/desk/", {"q": "l"}).content.decode()
+    lidd = client_for(staff).post("/desk/", {"q": "lidd"})
+    assert lidd.headers["Location"].endswith(f"/desk/patients/{patient.pk}/")
+    # A partial MRN (its first 4 characters or more), in any case, lists both.
+    page = client_for(staff).post("/desk/", {"q": "mrn-"}).content.decode()
     assert "2 patients found" in page and "Bob Builder" in page and "Alice Liddell" in page
+    # Listed by name, as a person reads them (names are sorted after decryption).
+    assert page.index("Bob Builder") < page.index("Alice Liddell")
     empty = client_for(staff).post("/desk/", {"q": "Nobody"}).content.decode()
     assert "No patient matches" in empty
 

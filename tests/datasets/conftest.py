@@ -8,6 +8,7 @@ from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from registry.demo import RECIPES, SyntheticPatient, write_study
+from registry.identifiers import mrn_digest
 from registry.models import Patient
 from registry.registration import dicom_ingest_paths
 from tests.datasets.helpers import STEWARD
@@ -34,7 +35,7 @@ def hospital(db, tmp_path):
                                  recipe=BY_NAME[name], study_date=date(2025, 5, 1 + n),
                                  accession=f"{key}-{n}")
     dicom_ingest_paths(paths=files, actor=STEWARD, source="test")
-    ann = Patient.objects.get(mrn="MRN-ANN")
+    ann = Patient.objects.get(mrn_index=mrn_digest("MRN-ANN"))
     consent_record(patient=ann, purpose=Purpose.objects.get(code="ai-training"),
                    decision="permit", actor=STEWARD, source="paper", form=current_form())
-    return {"ann": ann, "ben": Patient.objects.get(mrn="MRN-BEN")}
+    return {"ann": ann, "ben": Patient.objects.get(mrn_index=mrn_digest("MRN-BEN"))}

@@ -15,6 +15,7 @@ from datasets.burned_in import PixelsUnreadable, boxes_to_black_out, find_text, 
 from datasets.exports import version_dir
 from datasets.models import VersionStudy
 from registry.demo import Recipe, SyntheticPatient, write_study
+from registry.identifiers import mrn_digest
 from registry.registration import dicom_ingest_paths
 from tests.datasets.helpers import STEWARD, make_dataset, run_export
 
@@ -110,7 +111,7 @@ def ultrasounds(db, tmp_path):
         files += write_study(out_dir=tmp_path / "in", patient=person, recipe=recipe,
                              study_date=date(2025, 2, 1 + n), accession=f"US-{n}")
     dicom_ingest_paths(paths=files, actor=STEWARD, source="test")
-    consent_record(patient=Patient.objects.get(mrn="MRN-US"),
+    consent_record(patient=Patient.objects.get(mrn_index=mrn_digest("MRN-US")),
                    purpose=Purpose.objects.get(code="ai-training"), decision="permit",
                    actor=STEWARD, source="paper", form=current_form())
 
@@ -173,7 +174,7 @@ def test_an_ultrasound_without_text_is_checked_and_goes_out(steward, db, data_di
     path = tmp_path / "clean-us.dcm"
     ds.save_as(path, enforce_file_format=True)
     dicom_ingest_paths(paths=[path], actor=STEWARD, source="test")
-    consent_record(patient=Patient.objects.get(mrn="MRN-CLEAN"),
+    consent_record(patient=Patient.objects.get(mrn_index=mrn_digest("MRN-CLEAN")),
                    purpose=Purpose.objects.get(code="ai-training"), decision="permit",
                    actor=STEWARD, source="paper", form=current_form())
     version = run_export(make_dataset(steward, selection={"modality": "US"}),

@@ -15,6 +15,7 @@ from consent.services import consent_record
 from datasets import exports
 from datasets.exports import export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
+from registry.identifiers import mrn_digest
 from registry.models import ImagingStudy
 from tests.datasets.helpers import STEWARD, fates, make_dataset, make_log_only, run_export
 
@@ -67,7 +68,7 @@ def test_reject_mode_fails_with_the_list_of_studies(steward, hospital, data_dir,
     dataset = make_dataset(steward, enforcement=Enforcement.REJECT)
     version = run_export(dataset, django_capture_on_commit_callbacks)
     assert version.status == VersionStatus.FAILED
-    ben_chest = ImagingStudy.objects.get(patient__mrn="MRN-BEN")
+    ben_chest = ImagingStudy.objects.get(patient__mrn_index=mrn_digest("MRN-BEN"))
     assert ben_chest.study_uid in version.error
     assert not version_dir(version).exists()
 

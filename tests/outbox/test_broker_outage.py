@@ -110,7 +110,7 @@ def test_saved_changes_are_reported_as_saved_while_the_broker_is_down(own_redis,
         files += write_study(out_dir=tmp_path / "in", patient=person, recipe=chest,
                              study_date=date(2025, 1, 1), accession=f"ACC-{n}")
     dicom_ingest_paths(paths=files, actor=actor, source="test")
-    first, second, third = Patient.objects.order_by("mrn")
+    first, second, third = sorted(Patient.objects.all(), key=lambda p: p.mrn)
     first.user = make_user("pat", "patient")
     first.save()
     for patient in (first, second, third):

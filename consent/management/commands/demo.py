@@ -17,6 +17,7 @@ from consent.services import consent_record, disclosure_record
 from registry.demo import DEMO_MRN_PREFIX, synthetic_patients, write_hospital
 from registry.models import ImagingStudy, Patient
 from registry.registration import dicom_ingest_paths
+from registry.selectors import patient_search
 
 # Hex of a made-up 20-byte key: 32 base32 letters with no padding, as every app accepts.
 DEMO_TOTP_KEY = "636f6e73656e7472792d64656d6f2d6b65792d31"
@@ -38,6 +39,16 @@ def demo_totp_secret() -> str:
     return b32encode(bytes.fromhex(DEMO_TOTP_KEY)).decode().rstrip("=")
 
 
+def _demo_patients():
+    """The synthetic patients, found by the blind index of their MRNs' common prefix (the
+    MRNs themselves are encrypted)."""
+    return patient_search(query=DEMO_MRN_PREFIX)
+
+
+def _first_demo_patient() -> Patient | None:
+    return min(_demo_patients(), key=lambda p: p.mrn, default=None)
+
+
 class Command(BaseCommand):
     help = "Seed a synthetic hospital (no real patients) and the demo accounts."
 
@@ -48,7 +59,7 @@ class Command(BaseCommand):
     def handle(self, *args, patients, **options):
         if not 1 <= patients <= 100_000:
             raise CommandError("--patients must be between 1 and 100000")
-        if Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).exists():
+        if _demo_patients().exists():
             self.stdout.write("The demo hospital is already seeded; keeping it.")
         else:
             out_dir = settings.DATA_DIR / "demo-dicom"
@@ -70,8 +81,9 @@ class Command(BaseCommand):
             f"The demo's share one key: {demo_totp_secret()} (add it to an app), or print "
             "the current code with:\n  .venv/bin/python manage.py demo_code staff")
         secret = self._token()
-        study = ImagingStudy.objects.filter(
-            patient__mrn__startswith=DEMO_MRN_PREFIX).order_by("patient__mrn", "pk").first()
+        first = _first_demo_patient()
+        study = (ImagingStudy.objects.filter(patient=first).order_by("pk").first()
+                 if first else None)
         self.stdout.write(
             "\nA consent check with the demo API token (scope consent:read):\n"
             f"  curl -s -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' "
@@ -108,7 +120,7 @@ class Command(BaseCommand):
                 # printed for testers (production accounts enrol their own).
                 TOTPDevice.objects.create(user=user, name="demo authenticator",
                                           key=DEMO_TOTP_KEY, confirmed=True)
-        first = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn").first()
+        first = _first_demo_patient()
         if first and first.user_id is None:
             first.user = User.objects.get(username="patient")
             first.save(update_fields=["user"])
@@ -120,7 +132,7 @@ class Command(BaseCommand):
         staff = Actor(label="staff", role=Role.STAFF)
         form = current_form()
         ai = Purpose.objects.get(code="ai-training")
-        others = Patient.objects.filter(mrn__startswith=DEMO_MRN_PREFIX).order_by("mrn")[1:]
+        others = sorted(_demo_patients(), key=lambda p: p.mrn)[1:]
         for index, patient in enumerate(others):
             if index % 3 < 2:
                 consent_record(patient=patient, purpose=ai, actor=staff, source="paper",
