@@ -68,3 +68,31 @@ def test_a_large_folder_becomes_a_durable_job_that_a_worker_completes(
     assert job.status == "done"
     assert job.summary["registered"] == Instance.objects.count() > 3
     assert "Registered" in run("--job", str(job.pk))
+
+
+def test_reading_processes_register_the_same_files_in_the_same_order(db, corpus):
+    from registry.registration import paths_to_files
+
+    out = run(str(corpus), "--readers", "2")
+    assert "Registered 108, already known 0, conflicting 24, rejected 44." in out
+    assert "MR_truncated.dcm: truncated" in out
+    order = {str(path): n for n, path in enumerate(paths_to_files([corpus]))}
+    lines = [line.strip().split(": ", 2) for line in out.splitlines() if line.startswith("  ")]
+    for status, count in (("rejected", 44), ("conflict", 24)):
+        positions = [order[path] for kind, path, _ in lines if kind == status]
+        assert len(positions) == count
+        assert positions == sorted(positions)  # as one reader would report them
+    assert Instance.objects.count() == 108
+
+
+@pytest.mark.parametrize("readers", ["0", "-1"])
+def test_a_bad_number_of_readers_is_an_error_and_registers_nothing(db, corpus, readers):
+    with pytest.raises(CommandError, match="--readers must be 1 or more"):
+        run(str(corpus), "--readers", readers)
+    assert Instance.objects.count() == 0
+
+
+def test_readers_that_are_not_a_number_are_an_error(db, corpus):
+    with pytest.raises(CommandError, match="invalid int value"):
+        run(str(corpus), "--readers", "many")
+    assert Instance.objects.count() == 0

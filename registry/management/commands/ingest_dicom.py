@@ -1,4 +1,5 @@
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -25,10 +26,19 @@ class Command(BaseCommand):
         mode.add_argument("--background", action="store_true",
                           help="hand the work to a Celery worker (needs REDIS_URL)")
         parser.add_argument("--job", type=int, help="show the state of a background job")
+        parser.add_argument(
+            "--readers", type=int, default=None,
+            help="processes that read and hash files while this one registers them "
+                 "(default: one per CPU this process may use)")
 
-    def handle(self, *args, paths, inline, background, job, verbosity, **options):
+    def handle(self, *args, paths, inline, background, job, readers, verbosity, **options):
         if job is not None:
             return self._show_job(job)
+        if readers is None:
+            readers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+                os.cpu_count() or 1)
+        if readers < 1:
+            raise CommandError(f"--readers must be 1 or more, not {readers}")
         if not paths:
             raise CommandError("give at least one file or folder to register")
         missing = [p for p in paths if not Path(p).exists()]
@@ -49,7 +59,7 @@ class Command(BaseCommand):
         with tqdm(total=len(files), unit="file", desc="Registering",
                   disable=not sys.stderr.isatty() or verbosity == 0) as bar:
             summary = dicom_ingest_paths(paths=files, actor=actor, source="cli",
-                                         progress=bar.update)
+                                         progress=bar.update, readers=readers)
         self._print_summary(summary.as_dict())
 
     def _print_summary(self, summary: dict) -> None:
