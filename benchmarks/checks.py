@@ -32,7 +32,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _token() -> str:
+def _token(username: str = "bench-router") -> str:
     from django.contrib.auth import get_user_model
 
     from access.grants import role_grant
@@ -42,7 +42,7 @@ def _token() -> str:
     from audit.ledger import Actor
 
     actor = Actor.system("bench")
-    user = get_user_model().objects.create(username="bench-router")
+    user = get_user_model().objects.create(username=username)
     role_grant(user=user, role=Role.STAFF, actor=actor)
     _, secret = api_token_create(owner=user, name="bench router",
                                  scopes=[TokenScope.CONSENT_READ], actor=actor)

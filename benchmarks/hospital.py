@@ -127,9 +127,10 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
 
     def records():
         def record(patient_id: int, decision: str, kind: str = "all", value: str = "",
-                   days: int = 0, expires: datetime | None = None) -> tuple:
+                   days: int = 0, lasts: timedelta | None = None) -> tuple:
             counted["records"] += 1
             recorded = T0 + timedelta(days=days, minutes=counted["records"])
+            expires = recorded + lasts if lasts else None
             return (patient_id, ai.pk, decision, kind, value, recorded, expires, recorded,
                     "paper", "bench", "", "", "", form.pk, form.text_sha256, "", "")
 
@@ -147,7 +148,7 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
                 yield record(patient_id, "deny")
                 continue
             if profile == "expired-permit":
-                yield record(patient_id, "permit", expires=T0 + timedelta(days=30))
+                yield record(patient_id, "permit", lasts=timedelta(days=30))
                 continue
             yield record(patient_id, "permit")
             if profile == "permit-except-ct":
