@@ -162,9 +162,11 @@ def test_every_value_dicognito_changes_we_change_or_remove_too(name):
     ours, _ = run(original, options=frozenset())
 
     def values(ds):
+        """Leaf values by tag; a sequence is not a value (its items' elements are)."""
         found = {}
         for element in ds.iterall():
-            found.setdefault(element.tag, []).append(element.value)
+            if element.VR != "SQ":
+                found.setdefault(element.tag, []).append(element.value)
         return found
 
     before, after_theirs, after_ours = values(original), values(theirs), values(ours)
@@ -175,6 +177,29 @@ def test_every_value_dicognito_changes_we_change_or_remove_too(name):
                   if after_ours.get(tag) == before[tag]
                   and any(v not in (None, "", []) for v in before[tag])]
     assert kept_by_us == []
+    # Emptying a sequence is not de-identifying its values: a sequence still present keeps
+    # every item, unless PS3.15 Table E.1-1 itself says Z (present, empty) for it.
+    assert emptied_sequences(original, ours) <= PROFILE_EMPTIES
+
+
+# Sequences Table E.1-1 (2023b) gives Z or X: their items carry who someone is. Written
+# out here, not read from deid.py's table, so the oracle stays independent of it.
+PROFILE_EMPTIES = {"AcquisitionContextSequence", "VerifyingObserverIdentificationCodeSequence"}
+
+
+def emptied_sequences(original, ours) -> set[str]:
+    """Keywords of sequences present in both whose items were dropped, walking item by item."""
+    found = set()
+    for element in original:
+        if element.VR != "SQ" or element.tag not in ours:
+            continue
+        mine = ours[element.tag].value
+        if len(mine) != len(element.value):
+            found.add(element.keyword)
+            continue
+        for theirs_item, our_item in zip(element.value, mine, strict=True):
+            found |= emptied_sequences(theirs_item, our_item)
+    return found
 
 
 def test_the_institution_is_replaced_even_where_it_matches_the_manufacturer():
