@@ -110,3 +110,58 @@ def test_deploy_checks_warn_when_email_links_would_reach_nobody(tmp_path, base):
     result = run_django(DEPLOY_CHECK, env)
     assert result.returncode != 0
     assert "consentry.W003" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["CONSENTRY_IDENTIFIER_KEYS", "CONSENTRY_BLIND_INDEX_KEY"])
+def test_production_without_identifier_keys_stops_with_a_clear_message(tmp_path, missing):
+    env = production_env(tmp_path)
+    del env[missing]
+    result = run_django("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert f"{missing} not set" in result.stderr
+    assert not (tmp_path / "identifier_keys").exists()
+    assert not (tmp_path / "blind_index_key").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"CONSENTRY_IDENTIFIER_KEYS": "not-a-fernet-key"}, "key 1 is not a Fernet key"),
+    ({"CONSENTRY_BLIND_INDEX_KEY": "short"}, "at least 32 characters"),
+    ({"CONSENTRY_BLIND_INDEX_KEY": "SAME"}, "must differ"),
+])
+def test_malformed_identifier_keys_stop_the_start(tmp_path, override, message):
+    env = production_env(tmp_path)
+    if override.get("CONSENTRY_BLIND_INDEX_KEY") == "SAME":
+        override = {"CONSENTRY_BLIND_INDEX_KEY": env["CONSENTRY_IDENTIFIER_KEYS"]}
+    result = run_django("import django; django.setup()", {**env, **override})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_embedded_default_makes_and_keeps_its_identifier_keys(tmp_path):
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(','.join(s.CONSENTRY_IDENTIFIER_KEYS), s.CONSENTRY_BLIND_INDEX_KEY)")
+    first = run_django(code, {"CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "identifier_keys").stat().st_mode & 0o777 == 0o600
+    again = run_django(code, {"CONSENTRY_DATA_DIR": str(tmp_path)})
+    assert again.stdout == first.stdout  # what was encrypted yesterday still opens
+
+
+@pytest.mark.parametrize("override", [
+    {"CONSENTRY_IDENTIFIER_KEYS": "Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE="},
+    {"CONSENTRY_BLIND_INDEX_KEY": "consentry-test-only-blind-index-key-not-for-production"},
+    {"CONSENTRY_BLIND_INDEX_KEY": "ab" * 24},
+])
+def test_deploy_checks_warn_when_identifier_keys_are_weak(tmp_path, override):
+    result = run_django(DEPLOY_CHECK, {**production_env(tmp_path), **override})
+    assert result.returncode != 0
+    assert "consentry.W004" in result.stderr
+
+
+def test_deploy_checks_warn_when_identifier_keys_were_generated_in_the_data_dir(tmp_path):
+    env = {k: v for k, v in production_env(tmp_path).items()
+           if not k.startswith("CONSENTRY_IDENTIFIER") and k != "CONSENTRY_BLIND_INDEX_KEY"
+           and k != "DATABASE_URL"}
+    result = run_django(DEPLOY_CHECK, env)
+    assert "consentry.W004" in result.stderr
+    assert "generated in the data directory" in result.stderr

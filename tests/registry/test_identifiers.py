@@ -276,3 +276,13 @@ def test_key_rotation_re_encrypts_keeps_search_working_and_the_ledger_intact(
         # changes no digest.
         call_command("verify_ledger")
         assert "Ledger intact" in capsys.readouterr().out
+
+
+def test_the_ledger_finds_a_patient_by_mrn_through_the_blind_index(taylor):
+    """The auditor's MRN filter and Disclosures resolve the MRN through the registry's
+    blind index, case ignored, and label events with the decrypted MRN."""
+    from audit.registry import patient_labels, patient_refs_for_mrn
+
+    assert patient_refs_for_mrn("mrn-td-20417") == [str(taylor.pk)]
+    assert patient_refs_for_mrn("MRN-TD") == []  # whole MRNs only: an auditor names one
+    assert patient_labels([str(taylor.pk)]) == {str(taylor.pk): "MRN-TD-20417 (LOCAL)"}
