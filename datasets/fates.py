@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 
 from audit import codes, ledger
@@ -47,7 +48,9 @@ class FateBatch:
 
     def add(self, fate: Fate) -> None:
         self.pending.append(fate)
-        if len(self.pending) >= BATCH_STUDIES or time.monotonic() - self.since > BATCH_SECONDS:
+        # Often enough to renew the shard's lease well before it runs out.
+        every = min(BATCH_SECONDS, settings.EXPORT_SHARD_LEASE_SECONDS / 3)
+        if len(self.pending) >= BATCH_STUDIES or time.monotonic() - self.since > every:
             self.flush()
 
     def flush(self, *, finished: bool = False) -> None:

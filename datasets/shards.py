@@ -94,9 +94,11 @@ def shard_claim(*, version_id: int, worker: str) -> ExportShard | None:
 def shard_renew(*, shard: ExportShard, worker: str) -> None:
     """Extend the lease; in the caller's transaction, so what it writes commits only if
     this worker still held the shard. Raises ShardLost otherwise."""
+    # Held means claimed by this worker and not finished: a lease that ran out is still
+    # this worker's until another claims the shard (which writes its own name here).
     renewed = ExportShard.objects.filter(
-        pk=shard.pk, claimed_by=worker, status=ShardStatus.RUNNING,
-        lease_until__gt=timezone.now()).update(lease_until=timezone.now() + lease())
+        pk=shard.pk, claimed_by=worker, status=ShardStatus.RUNNING).update(
+        lease_until=timezone.now() + lease())
     if not renewed:
         raise ShardLost(f"shard {shard.number} of version {shard.version_id} is no longer "
                         f"held by {worker}")

@@ -179,8 +179,12 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
                              actor=actor, selection={"modality": "CR"})
     exports = tmp_path / "worker" / "exports" / f"dataset-{dataset.pk}"
 
-    # A short lease, so the restarted worker may take the job over in seconds, not 30 min.
-    first = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    # Short leases, so the restarted worker may take the job over in seconds, not 30 min;
+    # one shard, so this one worker holds the whole job (tests/datasets/test_export_shards.py
+    # shares one between two workers).
+    leases = {"OUTBOX_LEASE_SECONDS": "2", "EXPORT_SHARD_LEASE_SECONDS": "2",
+              "EXPORT_SHARD_STUDIES": "100"}
+    first = spawn_worker(broker_queue, tmp_path, **leases)
     version = export_request(dataset=dataset, actor=actor)
     wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).studies_done >= 5)
     first.send_signal(signal.SIGSTOP)  # freeze it mid-run, then kill it without warning
@@ -194,7 +198,7 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
     assert (exports / "v1.partial").is_dir()
 
     time.sleep(2.5)  # the dead worker's lease runs out
-    second = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    second = spawn_worker(broker_queue, tmp_path, **leases)
     try:
         assert outbox_sweep(older_than=timedelta(0)) == 1
         wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).status
