@@ -22,7 +22,7 @@ from itertools import batched
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from datasets.models import DatasetVersion, ExportShard, ShardStatus, VersionStatus
@@ -123,12 +123,18 @@ def version_planned(version_id: int) -> bool:
 
 
 def export_shards_sweep() -> int:
-    """Wake a worker for each running version whose shard a dead worker held (its lease
-    ran out), unless a wake-up is already waiting. Returns how many were woken."""
+    """Wake a worker for each running version with a shard nobody holds (a dead worker's
+    lease ran out, or a worker died before claiming the next one or the manifest), unless
+    a wake-up is already waiting. Returns how many were woken."""
     now = timezone.now()
-    stalled = (ExportShard.objects.filter(
-        version__status=VersionStatus.RUNNING, status=ShardStatus.RUNNING,
-        lease_until__lte=now).values_list("version_id", flat=True).distinct())
+    free = Q(status=ShardStatus.PENDING) | Q(status=ShardStatus.RUNNING, lease_until__lte=now)
+    unfinished = ExportShard.objects.filter(version_id=OuterRef("version_id"),
+                                            number__gt=MANIFEST).exclude(
+        status=ShardStatus.DONE)
+    claimable = Q(number__gt=MANIFEST) | Q(number=MANIFEST) & ~Exists(unfinished)
+    stalled = (ExportShard.objects.filter(free, claimable,
+                                          version__status=VersionStatus.RUNNING)
+               .values_list("version_id", flat=True).distinct())
     woken = 0
     for version_id in stalled:
         waiting = OutboxMessage.objects.filter(
