@@ -1,12 +1,15 @@
 """Exports gated on consent (DESIGN.md, "Exports").
 
-An export runs as a job: decide for the whole selection (set-based), then study by study:
-check it can be made safe, re-check consent just before writing (a withdrawal during the run
-drops the study), de-identify each instance into a staging directory, and record the
-study's fate with its ledger event. The manifest is written and signed last, and only then
-is the staging directory renamed to the published one. A killed worker leaves a staging
-directory and a version that is not complete; running the job again resumes where it
-stopped.
+An export runs as a job that any number of worker processes share (datasets/shards.py):
+it is planned once and cut into shards of studies; each worker claims shard after shard
+and, study by study, decides (set-based, per shard), checks the study can be made safe,
+re-checks consent just before writing (a withdrawal during the run drops the study),
+de-identifies each instance into a staging directory (datasets/deid_write.py) and records
+the study's fate with its ledger event (in batches, datasets/fates.py). The manifest is
+written and signed last, by the one worker that claims the manifest shard once every study
+shard is done, and only then is the staging directory renamed to the published one. A
+killed worker leaves a staging directory, a version that is not complete and a shard whose
+lease runs out; the next worker to look resumes it where it stopped.
 """
 
 from __future__ import annotations
