@@ -407,6 +407,11 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 # How long a worker holds an outbox message before the sweeper may give it to another: longer
 # than the longest job (a large export), short enough that a killed worker's job resumes soon.
 OUTBOX_LEASE_SECONDS = int(env("OUTBOX_LEASE_SECONDS", "1800"))
+# Exports are cut into shards of this many studies that worker processes claim one at a
+# time; a claim lasts this long unless its worker renews it (it does, while it writes), so
+# a killed worker's shard is taken over after at most one lease.
+EXPORT_SHARD_STUDIES = int(env("EXPORT_SHARD_STUDIES", "20"))
+EXPORT_SHARD_LEASE_SECONDS = int(env("EXPORT_SHARD_LEASE_SECONDS", "300"))
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -423,6 +428,8 @@ CELERY_BEAT_SCHEDULE = {
     "ledger-verify": {"task": "audit.tasks.verify", "schedule": 24 * 60 * 60.0},
     "consent-expiry-reminders": {"task": "consent.tasks.remind_expiring",
                                  "schedule": 24 * 60 * 60.0},
+    "datasets-export-shards-sweep": {"task": "datasets.tasks.export_shards_sweep",
+                                     "schedule": 60.0},
     "datasets-lapsed-consent": {"task": "datasets.tasks.notice_lapsed_consent",
                                 "schedule": 24 * 60 * 60.0},
 }

@@ -10,6 +10,7 @@ class DatasetsConfig(AppConfig):
     def ready(self) -> None:
         from consent.services import CONSENT_CHANGED
         from datasets.exports import EXPORT_REQUESTED, export_give_up, export_job_handler
+        from datasets.shards import EXPORT_HELP
         from datasets.withdrawals import (
             NOTICE_EMAIL,
             consent_changed_handler,
@@ -18,6 +19,8 @@ class DatasetsConfig(AppConfig):
         from outbox.registry import register
 
         register(EXPORT_REQUESTED, export_job_handler, on_give_up=export_give_up)
+        # More workers on the same version: the same job, which claims what is left.
+        register(EXPORT_HELP, export_job_handler, on_give_up=export_give_up)
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)
         from datasets import vouched

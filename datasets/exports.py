@@ -1,16 +1,20 @@
 """Exports gated on consent (DESIGN.md, "Exports").
 
-An export runs as a job: decide for the whole selection (set-based), then study by study:
-check it can be made safe, re-check consent just before writing (a withdrawal during the run
-drops the study), de-identify each instance into a staging directory, and record the
-study's fate with its ledger event. The manifest is written and signed last, and only then
-is the staging directory renamed to the published one. A killed worker leaves a staging
-directory and a version that is not complete; running the job again resumes where it
-stopped.
+An export runs as a job that any number of worker processes share (datasets/shards.py):
+it is planned once and cut into shards of studies; each worker claims shard after shard
+and, study by study, decides (set-based, per shard), checks the study can be made safe,
+re-checks consent just before writing (a withdrawal during the run drops the study),
+de-identifies each instance into a staging directory (datasets/deid_write.py) and records
+the study's fate with its ledger event (in batches, datasets/fates.py). The manifest is
+written and signed last, by the one worker that claims the manifest shard once every study
+shard is done, and only then is the staging directory renamed to the published one. A
+killed worker leaves a staging directory, a version that is not complete and a shard whose
+lease runs out; the next worker to look resumes it where it stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 from collections import Counter
@@ -20,7 +24,6 @@ import pydicom
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from pydicom.errors import InvalidDicomError
 
@@ -30,15 +33,17 @@ from audit.vouching import vouch, vouched_details
 from consent.engine import ConsentDecision, PurposeTree, decide, decide_many, decide_tally
 from consent.models import Policy, Purpose
 from datasets.approvals import approval_requested, ensure_may_run
-from datasets.burned_in import redact, study_pixel_check
-from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
-from datasets.manifest import write_manifest
+from datasets.burned_in import study_pixel_check
+from datasets.deid import ConsentStamp, DeidContext, Option
+from datasets.deid_write import open_source, write_deidentified
+from datasets.fates import Fate, FateBatch, fates_record
+from datasets.manifest import MANIFEST_JSON, write_manifest
 from datasets.models import (
     BurnedInText,
     Dataset,
     DatasetVersion,
     Enforcement,
-    Pseudonym,
+    ExportShard,
     VersionStatus,
     VersionStudy,
 )
@@ -52,6 +57,16 @@ from datasets.selection import (
     unsafe_reason,
 )
 from datasets.selectors import excluded_by_reason
+from datasets.shards import (
+    MANIFEST,
+    ShardLost,
+    shard_claim,
+    shard_finish,
+    shard_release,
+    shards_plan,
+    version_planned,
+    worker_name,
+)
 from datasets.vouched import DATASET
 from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
@@ -165,7 +180,10 @@ def version_dir(version: DatasetVersion, *, staging: bool = False) -> Path:
 
 
 def export_run(*, version_id: int) -> DatasetVersion:
-    """The job. Idempotent: a complete version is left alone; an interrupted one resumes."""
+    """The job, and each helper's share of it: plan the version once (decide in reject
+    mode, cut it into shards), then claim shard after shard until none is free; whoever
+    claims the manifest shard (only free once every study shard is done) publishes the
+    version. Idempotent: a complete version is left alone; an interrupted one resumes."""
     version = DatasetVersion.objects.select_related("dataset", "dataset__purpose").get(
         pk=version_id)
     if version.status == VersionStatus.COMPLETE:
@@ -176,76 +194,107 @@ def export_run(*, version_id: int) -> DatasetVersion:
         return version
     dataset = version.dataset
     actor = Actor.system(f"export of dataset {dataset.pk} v{version.number}")
-    studies = list(selected_studies(dataset.selection))
+    if not version_planned(version.pk) and _plan(version, actor):
+        version.refresh_from_db()
+        return version  # failed: reject mode found studies without consent
+    version.refresh_from_db()
     tree = PurposeTree.load()
-    now = timezone.now()
-    decisions = decide_many(selected_studies(dataset.selection), dataset.purpose, now,
-                            tree=tree)
-    # The first run's decision time; the manifest reports it, so keep it on this object
-    # too (it was loaded before: an uninterrupted run's manifest said null).
-    version.decided_at = version.decided_at or now
-    version.status = VersionStatus.RUNNING
-    DatasetVersion.objects.filter(pk=version.pk).update(
-        status=VersionStatus.RUNNING, studies_total=len(studies),
-        decided_at=version.decided_at)
-
-    refused = [s for s in studies if not decisions[s.pk].allowed]
-    if dataset.enforcement == Enforcement.REJECT and refused:
-        return _fail(version, actor, f"{len(refused)} selected studies lack consent: " +
-                     ", ".join(s.study_uid for s in refused[:50]), refused, decisions)
-
-    staging = version_dir(version, staging=True)
-    staging.mkdir(parents=True, exist_ok=True)
     context = DeidContext(secret=bytes.fromhex(dataset.secret),
                           options=frozenset(dataset.deid_options))
-    done = set(VersionStudy.objects.filter(version=version).values_list("study_id", flat=True))
-    for study in studies:
-        if study.pk in done:
-            continue  # resumed: this study's fate is already recorded
-        # A worker killed while writing this study left some of its files: start it afresh,
-        # so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
-        shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
-        _export_study(version, study, decisions[study.pk], context, staging, actor, tree)
-
-    manifest_sha = write_manifest(staging, _provenance(version))
-    final = version_dir(version)
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)  # published only now, whole
-    with transaction.atomic():
-        DatasetVersion.objects.filter(pk=version.pk).update(
-            status=VersionStatus.COMPLETE, finished_at=timezone.now(),
-            manifest_sha256=manifest_sha, error="")
-        ledger.record(action="export.delivered", event_code=codes.EXPORT, actor=actor,
-                      dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
-                      legal_basis=dataset.legal_basis,
-                      details={"version": version.number, "recipient": dataset.recipient,
-                               "manifest_sha256": manifest_sha})
+    worker = worker_name()
+    while (shard := shard_claim(version_id=version.pk, worker=worker)) is not None:
+        try:
+            if shard.number == MANIFEST:
+                _publish(version, shard, actor, worker)
+                break
+            _export_shard(version, shard, context, actor, tree, worker)
+        except ShardLost:
+            continue  # taken for dead and taken over: what it recorded stands, go on
+        except Exception:
+            shard_release(shard=shard, worker=worker)  # the retry may take it at once
+            raise
     version.refresh_from_db()
-    # Only after the commit above: a deny that landed after a study's re-check and before
-    # this found no complete version to notice; one landing later finds this one complete.
-    version_withdrawals_notice(version=version)
+    if version.status == VersionStatus.COMPLETE:
+        # Only after the commit that completed it: a deny that landed after a study's
+        # re-check and before it found no complete version to notice; a later one will.
+        version_withdrawals_notice(version=version)
     return version
 
 
+def _plan(version: DatasetVersion, actor: Actor) -> bool:
+    """Decide (reject mode) and cut the version into shards, once, whoever gets here first.
+    Returns True when the version failed instead."""
+    dataset = version.dataset
+    with transaction.atomic():
+        DatasetVersion.objects.select_for_update().get(pk=version.pk)
+        if version_planned(version.pk):
+            return False  # another worker planned it while this one waited for the lock
+        now = timezone.now()
+        version.decided_at = version.decided_at or now
+        selected = selected_studies(dataset.selection)
+        if dataset.enforcement == Enforcement.REJECT:
+            decisions = decide_many(selected, dataset.purpose, version.decided_at)
+            refused = [s for s in selected if not decisions[s.pk].allowed]
+            if refused:
+                _fail(version, actor, f"{len(refused)} selected studies lack consent: " +
+                      ", ".join(s.study_uid for s in refused[:50]), refused, decisions)
+                return True
+        ids = selected.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5000)
+        total = 0
+
+        def counted():
+            nonlocal total
+            for pk in ids:
+                total += 1
+                yield pk
+
+        shards_plan(version=version, study_ids=counted())
+        DatasetVersion.objects.filter(pk=version.pk).update(
+            status=VersionStatus.RUNNING, studies_total=total,
+            decided_at=version.decided_at)
+    return False
+
+
+def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidContext,
+                  actor: Actor, tree: PurposeTree, worker: str) -> None:
+    """Every study of the shard not decided yet (a shard taken over from a dead worker
+    resumes), its fates written in batches that renew the claim."""
+    dataset = version.dataset
+    staging = version_dir(version, staging=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    done = set(VersionStudy.objects.filter(version=version, study_id__in=shard.study_ids)
+               .values_list("study_id", flat=True))
+    studies = ImagingStudy.objects.filter(pk__in=set(shard.study_ids) - done)
+    # As of the run's decision time, so every shard decides on the same consent; the
+    # re-check just before writing catches what changed since.
+    decisions = decide_many(studies, dataset.purpose, version.decided_at, tree=tree)
+    batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
+    try:
+        for study in studies.select_related("patient").order_by("pk"):
+            # A worker killed while writing this study left some of its files: start it
+            # afresh, so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
+            shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
+            batch.add(_export_study(version, study, decisions[study.pk], context, staging,
+                                    tree))
+    except ShardLost:
+        raise
+    except Exception:
+        batch.flush()  # the studies written before the failure stay done; a retry resumes
+        raise
+    batch.flush(finished=True)
+
+
 def _export_study(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
-                  context: DeidContext, staging: Path, actor: Actor,
-                  tree: PurposeTree) -> None:
+                  context: DeidContext, staging: Path, tree: PurposeTree) -> Fate:
     dataset = version.dataset
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     if not decision.allowed and not log_only:
-        _record_fate(version, study, actor, decision, included=False,
-                     reason=_consent_reason(decision))
-        return
+        return Fate(study, decision, included=False, reason=_consent_reason(decision))
     instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
     try:
-        headers = [pydicom.dcmread(i.path, stop_before_pixels=True) for i in instances]
+        headers = [_header(i.path) for i in instances]
     except (OSError, InvalidDicomError) as exc:
-        # A file moved or damaged since registration: leave the study out, say why, go on.
-        _record_fate(version, study, actor, decision, included=False,
-                     reason=f"files missing or unreadable since registration "
-                            f"({type(exc).__name__})")
-        return
+        return _unreadable(study, decision, exc)
     burned_in = [str(h.get("BurnedInAnnotation", "") or "").upper() for h in headers]
     redact_text = dataset.burned_in_text == BurnedInText.REDACT
     unsafe = unsafe_reason(study, burned_in, defaced_upstream=dataset.defaced_upstream,
@@ -256,69 +305,78 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
                                   header_says_text="YES" in burned_in)
         unsafe = check.refused
     if unsafe:
-        _record_fate(version, study, actor, decision, included=False, reason=unsafe)
-        return
+        return Fate(study, decision, included=False, reason=unsafe)
     # Re-check just before writing: a withdrawal since the decision above wins.
     latest = decide(study, dataset.purpose, timezone.now(), tree=tree)
     if not latest.allowed and not log_only:
-        _record_fate(version, study, actor, latest, included=False,
-                     reason="consent withdrawn during the export")
-        return
-    written = 0
+        return Fate(study, latest, included=False,
+                    reason="consent withdrawn during the export")
+    stamp = ConsentStamp("YES" if latest.allowed else "NO")
     size = 0
-    pseudo_uid = context.remap_uid(study.study_uid)
     for instance in instances:
-        ds = pydicom.dcmread(instance.path)
-        if check and check.boxes.get(instance.path):
-            redact(ds, check.boxes[instance.path])
-        ds = deidentify(ds, context, consent=ConsentStamp("YES" if latest.allowed else "NO"))
-        target = staging / ds.StudyInstanceUID / ds.SeriesInstanceUID / \
-            f"{ds.SOPInstanceUID}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(target, enforce_file_format=True)
-        written += 1
-        size += target.stat().st_size
-    Pseudonym.objects.get_or_create(
-        dataset=dataset, patient_id=study.patient_id,
-        defaults={"pseudonym": context.pseudonym(study.patient.issuer, study.patient.mrn)})
-    _record_fate(version, study, actor, latest, included=True, violation=not latest.allowed,
-                 reason=latest.reason, pseudo_uid=pseudo_uid, files=written, size=size,
-                 pixels=check.summary if check else "")
+        try:
+            _, written = write_deidentified(
+                instance.path, staging, context, consent=stamp,
+                boxes=check.boxes.get(instance.path) if check else None)
+        except (OSError, InvalidDicomError) as exc:
+            if isinstance(exc, OSError) and exc.filename != instance.path:
+                raise  # the export directory, not the source: the job fails and retries
+            shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
+            return _unreadable(study, decision, exc)
+        size += written
+    return Fate(study, latest, included=True, violation=not latest.allowed,
+                reason=latest.reason, pseudo_uid=context.remap_uid(study.study_uid),
+                files=len(instances), size=size, pixels=check.summary if check else "",
+                pseudonym=context.pseudonym(study.patient.issuer, study.patient.mrn))
 
 
-def _record_fate(version, study, actor, decision, *, included: bool, reason: str,
-                 violation: bool = False, pseudo_uid: str = "", files: int = 0,
-                 size: int = 0, pixels: str = "") -> None:
+def _header(path: str) -> pydicom.Dataset:
+    with open_source(path) as handle:
+        return pydicom.dcmread(handle, stop_before_pixels=True)
+
+
+def _unreadable(study: ImagingStudy, decision: ConsentDecision, exc: Exception) -> Fate:
+    # A file moved or damaged since registration: leave the study out, say why, go on.
+    return Fate(study, decision, included=False,
+                reason=f"files missing or unreadable since registration "
+                       f"({type(exc).__name__})")
+
+
+def _publish(version: DatasetVersion, shard: ExportShard, actor: Actor, worker: str) -> None:
+    """The manifest shard: every study is decided; sign the manifest and publish the
+    staging directory whole, then mark the version complete with its ledger event."""
     dataset = version.dataset
-    action = ("export.violation" if violation else "export.included") if included else \
-        "export.excluded"
+    staging, final = version_dir(version, staging=True), version_dir(version)
+    if staging.exists() or not final.exists():
+        # (No staging but a published directory: a worker died after the rename below and
+        # before the commit; the published directory is already whole.)
+        staging.mkdir(parents=True, exist_ok=True)
+        manifest_sha = write_manifest(staging, _provenance(version))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)  # published only now, whole
+    else:
+        manifest_sha = hashlib.sha256((final / MANIFEST_JSON).read_bytes()).hexdigest()
     with transaction.atomic():
-        VersionStudy.objects.create(version=version, study=study, included=included,
-                                    violation=violation, reason=reason,
-                                    pseudo_study_uid=pseudo_uid, files=files)
-        ledger.record(
-            action=action, event_code=codes.EXPORT, actor=actor, patient_ref=study.patient_id,
-            study_uid=study.study_uid, dataset_ref=dataset.pk,
-            purpose_code=dataset.purpose.code, legal_basis=dataset.legal_basis,
-            consent_record_ids=list(decision.record_ids), reason=reason,
-            outcome="success" if included else "denied",
-            details={"version": version.number, "recipient": dataset.recipient,
-                     "pseudonymous_study_uid": pseudo_uid, "files": files,
-                     **({"pixels": pixels} if pixels else {})})
+        shard_finish(shard=shard, worker=worker)
         DatasetVersion.objects.filter(pk=version.pk).update(
-            studies_done=F("studies_done") + 1, files_written=F("files_written") + files,
-            bytes_written=F("bytes_written") + size)
+            status=VersionStatus.COMPLETE, finished_at=timezone.now(),
+            manifest_sha256=manifest_sha, error="")
+        ledger.record(action="export.delivered", event_code=codes.EXPORT, actor=actor,
+                      dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
+                      legal_basis=dataset.legal_basis,
+                      details={"version": version.number, "recipient": dataset.recipient,
+                               "manifest_sha256": manifest_sha})
 
 
-def _fail(version, actor, message, refused, decisions) -> DatasetVersion:
-    for study in refused:
-        if not VersionStudy.objects.filter(version=version, study=study).exists():
-            _record_fate(version, study, actor, decisions[study.pk], included=False,
-                         reason=_consent_reason(decisions[study.pk]))
+def _fail(version, actor, message, refused, decisions) -> None:
+    fates_record(version=version, actor=actor, fates=[
+        Fate(s, decisions[s.pk], included=False, reason=_consent_reason(decisions[s.pk]))
+        for s in refused])
     DatasetVersion.objects.filter(pk=version.pk).update(
-        status=VersionStatus.FAILED, finished_at=timezone.now(), error=message[:5000])
-    version.refresh_from_db()
-    return version
+        status=VersionStatus.FAILED, finished_at=timezone.now(), error=message[:5000],
+        decided_at=version.decided_at,
+        studies_total=selected_studies(version.dataset.selection).count())
 
 
 def _provenance(version: DatasetVersion) -> dict:

@@ -141,6 +141,40 @@ class VersionStudy(models.Model):
         return f"{self.study_id} in {self.version_id}: {'in' if self.included else 'out'}"
 
 
+class ShardStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class ExportShard(models.Model):
+    """A slice of a version's studies that one worker process writes at a time (claimed with
+    SKIP LOCKED, held by a lease it renews), so any number of workers on any number of
+    machines share one export; a dead worker's shard is claimed again once its lease ends.
+    Number 0 is the manifest: claimable only once every other shard is done."""
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
+                                related_name="shards")
+    number = models.PositiveIntegerField()
+    study_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=8, choices=ShardStatus.choices,
+                              default=ShardStatus.PENDING)
+    claimed_by = models.CharField(max_length=200, blank=True)  # host:pid of the holder
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "number"],
+                                               name="one_shard_number_per_version")]
+        # The claim: the next pending (or expired) shard of one version, by number.
+        indexes = [models.Index(fields=["version", "status", "number"],
+                                name="export_shard_claim")]
+
+    def __str__(self) -> str:
+        return f"shard {self.number} of {self.version_id} ({self.status})"
+
+
 class Pseudonym(models.Model):
     """The re-identification key: which patient is behind a dataset's pseudonym."""
 

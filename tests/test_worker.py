@@ -229,8 +229,12 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
     stored.rename(stored.with_name(stored.name + ".aside"))
     os.mkfifo(stored)
 
-    # A short lease, so the restarted worker may take the job over in seconds, not 30 min.
-    first = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    # Short leases, so the restarted worker may take the job over in seconds, not 30 min;
+    # one shard, so this one worker holds the whole job (tests/datasets/test_export_shards.py
+    # shares one between two workers).
+    leases = {"OUTBOX_LEASE_SECONDS": "2", "EXPORT_SHARD_LEASE_SECONDS": "2",
+              "EXPORT_SHARD_STUDIES": "100"}
+    first = spawn_worker(broker_queue, tmp_path, **leases)
     version = export_request(dataset=dataset, actor=actor)
     pipe = []
 
@@ -260,7 +264,7 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
     assert (exports / "v1.partial").is_dir()
 
     time.sleep(2.5)  # the dead worker's lease runs out
-    second = spawn_worker(broker_queue, tmp_path, OUTBOX_LEASE_SECONDS="2")
+    second = spawn_worker(broker_queue, tmp_path, **leases)
     try:
         assert outbox_sweep(older_than=timedelta(0)) == 1
         wait_for(lambda: DatasetVersion.objects.get(pk=version.pk).status

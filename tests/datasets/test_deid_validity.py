@@ -12,6 +12,7 @@ import pydicom
 import pytest
 
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
+from datasets.deid_write import write_deidentified
 
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 DCIODVFY = shutil.which("dciodvfy")
@@ -39,11 +40,9 @@ FILES = registrable()
 
 
 def deidentified(source: Path, out_dir: Path, secret: bytes = b"dataset-1") -> Path:
-    ds = pydicom.dcmread(source)
-    out = deidentify(ds, DeidContext(secret=secret, options=frozenset(Option.ALL)),
-                     consent=ConsentStamp("YES"))
-    target = out_dir / source.name.replace("/", "_")
-    out.save_as(target, enforce_file_format=True)
+    """Written as an export writes it: the header de-identified, the pixels copied."""
+    target, _ = write_deidentified(str(source), out_dir, DeidContext(
+        secret=secret, options=frozenset(Option.ALL)), consent=ConsentStamp("YES"))
     return target
 
 
