@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
 
-.PHONY: install demo test lint bench serve worker beat clean
+.PHONY: install demo test lint bench serve worker beat clean screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6)." >&2; exit 1; }
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
+
+# axe-core for the browser tests' accessibility checks, pinned by tests/e2e/package-lock.json.
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+$(AXE): tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund
+	@touch $(AXE)
 
 demo: install
 	$(PY) manage.py migrate --noinput
@@ -29,9 +35,15 @@ demo: install
 
 # Tests run against whatever DATABASE_URL / REDIS_URL say (none: embedded SQLite, inline
 # Celery). The defaults below only make a PostgreSQL run possible without a real secret.
-test: install lint
+test: install $(AXE) lint
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests write their screenshots to var/screenshots/ (ignored); this refreshes the
+# README's images in docs/screenshots/ on purpose.
+screenshots: install $(AXE)
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} \
+		SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} $(PY) -m pytest -q tests/e2e
 
 lint: install
 	$(VENV)/bin/ruff check .
