@@ -17,7 +17,9 @@ class RegistryConfig(AppConfig):
 def _patient_refs_for_mrn(mrn: str) -> list[str]:
     from registry.models import Patient
 
-    return [str(pk) for pk in Patient.objects.filter(mrn=mrn).values_list("pk", flat=True)]
+    # MRNs are matched whatever their case: auditors type what they read on paper.
+    return [str(pk) for pk in Patient.objects.filter(mrn__iexact=mrn.strip())
+            .values_list("pk", flat=True)]
 
 
 def _patient_labels(refs: list[str]) -> dict[str, str]:
