@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
 
-.PHONY: install demo test lint coverage mutation bench serve worker beat clean
+.PHONY: install demo test lint coverage mutation bench serve worker beat clean screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6)." >&2; exit 1; }
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
+
+# axe-core for the browser tests' accessibility checks, pinned by tests/e2e/package-lock.json.
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+$(AXE): tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund
+	@touch $(AXE)
 
 demo: install
 	$(PY) manage.py migrate --noinput
@@ -37,7 +43,7 @@ TEST_BLIND_INDEX_KEY := consentry-test-only-blind-index-key-not-for-production
 # Branch coverage is measured on every run into var/coverage/$(COVERAGE_RUN).*; `make
 # coverage` combines whatever runs are there, prints them and enforces the floors.
 COVERAGE_RUN ?= local
-test: install lint
+test: install $(AXE) lint
 	@mkdir -p var/coverage && rm -f var/coverage/$(COVERAGE_RUN).*
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
 		CONSENTRY_IDENTIFIER_KEYS=$${CONSENTRY_IDENTIFIER_KEYS:-$(TEST_IDENTIFIER_KEY)} \
@@ -50,6 +56,12 @@ coverage: install
 # Mutation testing of the core (mutmut; docs/mutation.md): slow, never part of `make test`.
 mutation: install
 	$(PY) .ci/mutation.py $(MUTATION_ARGS)
+
+# The browser tests write their screenshots to var/screenshots/ (ignored); this refreshes the
+# README's images in docs/screenshots/ on purpose.
+screenshots: install $(AXE)
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} \
+		SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} $(PY) -m pytest -q tests/e2e
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -39,7 +39,10 @@ _LOOKUPS = {"since": "occurred_at__gte", "until": "occurred_at__lt", "actor": "a
 def events_matching(filters: EventFilters) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.filter(**{
         lookup: getattr(filters, name) for name, lookup in _LOOKUPS.items()
-        if getattr(filters, name)})
+        if getattr(filters, name) and not (name == "action" and filters.action.endswith(".*"))})
+    if filters.action.endswith(".*"):
+        # A family of actions ("consent.*"), chosen from the list.
+        events = events.filter(action__startswith=filters.action[:-1])
     if filters.patient_mrn:
         events = events.filter(patient_ref__in=patient_refs_for_mrn(filters.patient_mrn))
     return events.order_by("-id")

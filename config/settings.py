@@ -192,6 +192,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "config.navigation.navigation",
             ],
         },
     },
@@ -341,6 +342,13 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "consentry@localhost")
 # Where links in emails point (invitations, password resets sent by workers, not requests).
+# Who people can ask, shown on the help page and the error pages.
+CONSENTRY_HELP_CONTACT = {
+    "name": env("HELP_CONTACT_NAME", "the hospital's privacy office"),
+    "email": env("HELP_CONTACT_EMAIL", "privacy@hospital.example"),
+    "phone": env("HELP_CONTACT_PHONE", ""),
+}
+
 CONSENTRY_BASE_URL = env("CONSENTRY_BASE_URL", "http://127.0.0.1:8000")
 
 # Security headers; the deploy checks must pass in production.

@@ -17,6 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", consent_views.home, name="home"),
+    path("help/", consent_views.help_page, name="help"),
     path("login/", access_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("login/verify/", two_factor_views.verify, name="two-factor-verify"),
@@ -44,5 +45,6 @@ urlpatterns = [
 ]
 
 handler400 = "config.api_errors.bad_request"
+handler403 = "config.api_errors.permission_denied"
 handler404 = "config.api_errors.not_found"
 handler500 = "config.api_errors.server_error"

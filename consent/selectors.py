@@ -95,6 +95,15 @@ def current_form(code: str = "imaging-use") -> ConsentForm:
     return ConsentForm.objects.filter(code=code).order_by("-version").first()
 
 
+def consent_form_by_id(form_id: int) -> ConsentForm:
+    """Any published version of any consent text; the texts are not secret, a missing one
+    is a 404."""
+    form = ConsentForm.objects.filter(pk=form_id).first()
+    if form is None:
+        raise Http404("no such consent text")
+    return form
+
+
 def consent_form(*, version: int | None, code: str = "imaging-use") -> ConsentForm | None:
     """A given version of the form, or the current one when no version is given."""
     if version is None:

@@ -10,5 +10,10 @@ def home(request):
     roles = user_roles(request.user)
     if roles == {Role.PATIENT} or (not roles and patients_for_user(request.user).exists()):
         return redirect("portal")
-    return render(request, "home.html", {"roles": sorted(roles),
+    return render(request, "home.html", {"roles": [Role(r).label for r in sorted(roles)],
                                          "can_hold_tokens": bool(allowed_scopes(request.user))})
+
+
+def help_page(request):
+    """Open to everyone, signed in or not: what the portal is for and whom to ask."""
+    return render(request, "help.html")

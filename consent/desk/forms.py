@@ -6,6 +6,9 @@ from django.core.exceptions import ValidationError
 from consent.models import ConsentForm, Decision, Purpose, ScopeKind, Source
 from consent.services import normalise_scope
 
+DATE_HINT = "A date (2026-03-02) or a date and time (2026-03-02 14:30). Empty means now."
+DATE_ERROR = "Enter a date like 2026-03-02, or a date and time like 2026-03-02 14:30."
+
 
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Patient's email address")
@@ -32,9 +35,13 @@ class PaperConsentForm(forms.Form):
                                         (Source.VERBAL, "Verbal, witnessed")])
     form_version = forms.ModelChoiceField(queryset=ConsentForm.objects.order_by("-version"),
                                           empty_label=None, label="Form version shown")
-    witness = forms.CharField(max_length=200, required=False)
-    effective_from = forms.DateTimeField(required=False)
-    expires_at = forms.DateTimeField(required=False)
+    witness = forms.CharField(max_length=200, required=False,
+                              help_text="Needed for a verbal consent: who heard it.")
+    effective_from = forms.DateTimeField(required=False, help_text=DATE_HINT,
+                                         error_messages={"invalid": DATE_ERROR})
+    expires_at = forms.DateTimeField(
+        required=False, error_messages={"invalid": DATE_ERROR},
+        help_text="A date (2027-03-02) or a date and time. Empty means it never expires.")
     proxy_name = forms.CharField(max_length=200, required=False,
                                  label="Signed by (if not the patient)")
     proxy_relationship = forms.CharField(max_length=64, required=False,

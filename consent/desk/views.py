@@ -4,6 +4,7 @@ managed on access's pages, under /tokens/.)"""
 
 
 from django.contrib import messages
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
@@ -52,6 +53,11 @@ def search(request):
 @staff_only
 def patient(request, patient_id: int):
     record = get_object_or_404(Patient, pk=patient_id)
+    return _patient_page(request, record, PaperConsentForm(patient=record))
+
+
+def _patient_page(request, record: Patient, form: PaperConsentForm, *, kept_scan: str = "",
+                  kept_scan_name: str = "", status: int = 200):
     with transaction.atomic():
         # Opening a patient's record is itself a use of their data.
         ledger.record(action="phi.viewed", event_code=codes.PATIENT_RECORD, actor=_actor(request),
@@ -61,7 +67,31 @@ def patient(request, patient_id: int):
     return render(request, "desk/patient.html", {
         "patient": record, "rows": rows, "purposes": purposes,
         "history": selectors.patient_history(record)[:50],
-        "form": PaperConsentForm(patient=record), **selectors.scope_terms()})
+        "form": form, "kept_scan": kept_scan, "kept_scan_name": kept_scan_name,
+        **selectors.scope_terms()}, status=status)
+
+
+KEPT_SCAN_SALT = "desk-kept-scan"
+
+
+def _scan_attached(request, patient_pk: int) -> tuple[str, str] | None:
+    """The scanned form of this submission: a new upload, stored (content-addressed, so
+    storing it before the consent is harmless), or the one kept from an earlier attempt that
+    had an error. Kept scans travel as a signed (sha256, name) for this patient only."""
+    upload = request.FILES.get("scanned_form")
+    if upload:
+        return consent_attachment_store(upload)
+    token = request.POST.get("kept_scan", "")
+    if not token:
+        return None
+    try:
+        pk, sha, name = signing.loads(token, salt=KEPT_SCAN_SALT, max_age=24 * 3600)
+    except signing.BadSignature:
+        raise ValidationError({"scanned_form": "the scan kept from before has expired; "
+                                               "attach it again"}) from None
+    if pk != patient_pk:
+        raise ValidationError({"scanned_form": "attach the scan again"})
+    return sha, name
 
 
 @staff_only
@@ -69,14 +99,17 @@ def patient(request, patient_id: int):
 def record_consent(request, patient_id: int):
     record = get_object_or_404(Patient, pk=patient_id)
     form = PaperConsentForm(request.POST, request.FILES, patient=record)
+    # The scan is kept whatever else is wrong, so the clerk never attaches it twice.
+    try:
+        attachment = _scan_attached(request, record.pk)
+    except ValidationError as exc:
+        attachment = None
+        form.is_valid()
+        form.add_error("scanned_form", exc.message_dict["scanned_form"])
     if not form.is_valid():
-        messages.error(request, "Nothing was recorded: " + "; ".join(
-            f"{_label(form, field)}: {' '.join(errors)}" for field, errors in form.errors.items()))
-        return redirect("desk-patient", patient_id=record.pk)
+        return _form_again(request, record, form, attachment)
     data = form.cleaned_data
     try:
-        attachment = (consent_attachment_store(data["scanned_form"])
-                      if data["scanned_form"] else None)
         consent_record(
             patient=record, purpose=PurposeTree.load().get(data["purpose"]),
             decision=data["decision"], actor=_actor(request), source=data["source"],
@@ -86,17 +119,22 @@ def record_consent(request, patient_id: int):
             proxy_name=data["proxy_name"], proxy_relationship=data["proxy_relationship"],
             attachment=attachment)
     except ValidationError as exc:
-        messages.error(request, "Nothing was recorded: " + "; ".join(exc.messages))
-    else:
-        messages.success(request, "Consent recorded.")
+        for field, errors in (exc.message_dict if hasattr(exc, "error_dict")
+                              else {None: exc.messages}).items():
+            form.add_error(field if field in form.fields else None, errors)
+        return _form_again(request, record, form, attachment)
+    messages.success(request, "Consent recorded.")
     return redirect("desk-patient", patient_id=record.pk)
 
 
-def _label(form: PaperConsentForm, field: str) -> str:
-    """The field as the clerk sees it on the page ("Scope value"), its name otherwise."""
-    if field in form.fields:
-        return str(form.fields[field].label or field.replace("_", " ").capitalize())
-    return "form"
+def _form_again(request, record: Patient, form: PaperConsentForm,
+                attachment: tuple[str, str] | None):
+    """The page again, with every value as typed, each error beside its field and the
+    scan kept; nothing was recorded."""
+    messages.error(request, "Nothing was recorded yet: please correct the fields marked below.")
+    kept = signing.dumps([record.pk, *attachment], salt=KEPT_SCAN_SALT) if attachment else ""
+    return _patient_page(request, record, form, kept_scan=kept,
+                         kept_scan_name=attachment[1] if attachment else "", status=400)
 
 
 @staff_only

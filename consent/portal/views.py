@@ -16,11 +16,11 @@ from consent import selectors
 from consent.engine import PurposeTree
 from consent.invitations import InviteInvalid, invite_accept, invite_check
 from consent.models import ScopeKind, Source
+from consent.patient_words import reasons_for, reasons_grid, uses_in_words
 from consent.portal.forms import ChoiceChangeForm, SetPasswordForm
 from consent.services import consent_reaffirm, consent_record, normalise_scope
-from consent.wording import mid_sentence
+from consent.wording import mid_sentence, scan_name, written_date, your_scope
 from registry import selectors as registry_selectors
-from registry import vocabulary
 
 
 def _context(request, patient, tab):
@@ -61,11 +61,44 @@ def choices(request, patient_id: int):
     return render(request, "portal/choices.html", {
         **_context(request, patient, "choices"),
         "choices": selectors.purpose_choices(patient, now),
-        "exceptions": selectors.exceptions(patient, now),
+        "exceptions": _in_words(patient, selectors.exceptions(patient, now)),
         "studies": studies,
+        "current_form": selectors.current_form(),
         **selectors.scan_kinds(patient),
         "form": ChoiceChangeForm(),
     })
+
+
+def _in_words(patient, records) -> list[tuple]:
+    """Each record with its reach in the patient's words, a scan by its name (never its
+    UID)."""
+    names = {s.study_uid: scan_name(s.description, s.modalities)
+             for s in patient.studies.filter(
+                 study_uid__in=[r.scope_value for r in records if r.scope_kind == "study"])}
+    return [(r, your_scope(r.scope_kind, r.scope_value, names.get(r.scope_value, "")))
+            for r in records]
+
+
+@login_required
+def receipt(request, patient_id: int):
+    """A copy of the choices in force today, to print or save as a PDF."""
+    patient = selectors.patient_for_user(request.user, patient_id)
+    now = timezone.now()
+    return render(request, "portal/receipt.html", {
+        **_context(request, patient, "choices"), "now": now,
+        "choices": selectors.purpose_choices(patient, now),
+        "exceptions": _in_words(patient, selectors.exceptions(patient, now)),
+        "current_form": selectors.current_form()})
+
+
+@login_required
+def consent_text(request, patient_id: int, form_id: int):
+    """The exact text of a consent form version, as the patient saw it when choosing."""
+    patient = selectors.patient_for_user(request.user, patient_id)
+    form = selectors.consent_form_by_id(form_id)
+    return render(request, "portal/consent_text.html", {
+        **_context(request, patient, "history"), "form": form,
+        "is_current": form == selectors.current_form(code=form.code)})
 
 
 @login_required
@@ -126,13 +159,9 @@ def _scope_label(patient, kind: str, value: str) -> str:
         study = patient.studies.filter(study_uid=value).first()
         if study is None:
             return "one scan"
-        when = f" of {study.study_date:%d %b %Y}" if study.study_date else ""
-        return f"your scan “{study.description or study.modalities}”{when}"
-    if kind == ScopeKind.MODALITY:
-        return "your X-rays" if value in vocabulary.modality_groups() else f"your {value} scans"
-    if kind == ScopeKind.BODY_PART:
-        return f"scans of your {vocabulary.region_label(value)}"
-    return "all your scans"
+        when = f" of {written_date(study.study_date)}" if study.study_date else ""
+        return your_scope(kind, value, scan_name(study.description, study.modalities)) + when
+    return your_scope(kind, value)
 
 
 @login_required
@@ -152,7 +181,9 @@ def reaffirm(request, patient_id: int):
 def scans(request, patient_id: int):
     patient = selectors.patient_for_user(request.user, patient_id)
     studies, purposes, grid = selectors.scans_with_decisions(patient, timezone.now())
-    rows = [(study, [(purpose, grid[(study.pk, purpose.pk)]) for purpose in purposes])
+    reasons = reasons_grid(grid)
+    rows = [(study, [(purpose, grid[(study.pk, purpose.pk)], reasons[(study.pk, purpose.pk)])
+                     for purpose in purposes])
             for study in studies]
     return render(request, "portal/scans.html", {
         **_context(request, patient, "scans"), "rows": rows, "purposes": purposes})
@@ -164,7 +195,7 @@ def scan(request, patient_id: int, study_id: int):
     study = registry_selectors.study_for_patient(patient, study_id)
     return render(request, "portal/scan.html", {
         **_context(request, patient, "scans"), "study": study,
-        "decisions": selectors.study_decisions(study, timezone.now())})
+        "decisions": reasons_for(study, selectors.study_decisions(study, timezone.now()))})
 
 
 @login_required
@@ -172,14 +203,15 @@ def history(request, patient_id: int):
     patient = selectors.patient_for_user(request.user, patient_id)
     return render(request, "portal/history.html", {
         **_context(request, patient, "history"),
-        "records": selectors.patient_history(patient)})
+        "records": _in_words(patient, list(selectors.patient_history(patient)))})
 
 
 @login_required
 def uses(request, patient_id: int):
     patient = selectors.patient_for_user(request.user, patient_id)
     return render(request, "portal/uses.html", {
-        **_context(request, patient, "uses"), "events": selectors.patient_uses(patient)})
+        **_context(request, patient, "uses"),
+        "uses": uses_in_words(patient, list(selectors.patient_uses(patient)))})
 
 
 @require_http_methods(["GET", "POST"])

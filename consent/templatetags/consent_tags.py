@@ -1,7 +1,8 @@
 from django import template
 
 from consent.engine import scope_words as _scope_words
-from consent.wording import mid_sentence
+from consent.wording import mid_sentence, written_date
+from consent.wording import scan_name as _scan_name
 
 register = template.Library()
 
@@ -22,3 +23,12 @@ register.filter("mid_sentence", mid_sentence)
 def scope_words(record) -> str:
     """A record's scope in words: 'CT scans', 'scans of the head and brain'."""
     return _scope_words(record.scope_kind, record.scope_value)
+
+
+register.filter("written_date", written_date)
+
+
+@register.filter
+def scan_name(study) -> str:
+    """A study's name as a person writes it ('CT head without contrast')."""
+    return _scan_name(study.description, study.modalities)

@@ -116,7 +116,7 @@ def test_a_patient_cannot_see_the_console(patient, seeded):
 
 def test_bad_filters_are_explained(auditor, seeded):
     page = client_for(auditor).post(reverse("audit-events"), {"since": "soon"}).content.decode()
-    assert "Enter a valid date/time" in page
+    assert "Enter a date like 2026-03-02" in page and 'value="soon"' in page
 
 
 def test_a_search_for_a_patient_never_puts_the_mrn_in_a_url(auditor, seeded):
@@ -200,7 +200,10 @@ def test_events_export_as_fhir_audit_events_that_validate(auditor, seeded):
 def test_bad_export_requests_are_explained(auditor, seeded, params):
     response = client_for(auditor).get(reverse("audit-export"), params)
     assert response.status_code == 400
-    assert b'class="error"' in response.content
+    # The error is beside its field, and what was typed is still there.
+    assert b'class="errorlist"' in response.content and b'aria-invalid="true"' in response.content
+    for value in params.values():
+        assert f'value="{value}"'.encode() in response.content or value in ("csv", "xml")
 
 
 def test_the_dashboard_draws_its_charts_from_the_ledger(auditor, db):

@@ -87,7 +87,7 @@ def test_changing_a_choice_asks_for_confirmation_then_records_it(patient, alice_
     assert event.actor_label == patient.user.username
 
     history = client.get(url("portal-history", patient)).content.decode()
-    assert "scans of the head" in history and "by you, online" in history
+    assert "scans of your head" in history and "by you, online" in history
 
 
 def test_my_scans_shows_what_is_allowed_per_purpose(patient, alice_studies):
@@ -98,8 +98,8 @@ def test_my_scans_shows_what_is_allowed_per_purpose(patient, alice_studies):
                                                 "confirmed": "yes", "scope_kind": "body_part",
                                                 "scope_value": "head"})
     page = client.get(url("portal-scans", patient)).content.decode()
-    head_row = page.split(f'data-study="{alice_studies[0].study_uid}"')[1].split("</tr>")[0]
-    chest_row = page.split(f'data-study="{alice_studies[1].study_uid}"')[1].split("</tr>")[0]
+    head_row = page.split(f'data-study-id="{alice_studies[0].pk}"')[1].split("</tr>")[0]
+    chest_row = page.split(f'data-study-id="{alice_studies[1].pk}"')[1].split("</tr>")[0]
     ai_cell = 'data-purpose="ai-training">'
     assert head_row.split(ai_cell)[1].lstrip().startswith('<span class="no">Not allowed')
     assert chest_row.split(ai_cell)[1].lstrip().startswith('<span class="yes">Allowed')
@@ -347,14 +347,15 @@ def test_the_confirmation_lists_the_scans_the_exception_covers(patient, alice_st
     ).content.decode()
     assert "scans of your head and brain" in page
     assert "This applies to 2 of your scans:" in page
-    assert "CT HEAD" in page
-    assert "DX SCOUT" in page and "not recorded for this scan" in page
+    # Scan names as a person writes them, not in DICOM's capitals.
+    assert "CT head" in page and "CT HEAD" not in page
+    assert "DX scout" in page and "not recorded for this scan" in page
     assert 'name="scope_value" value="HEAD"' in page
     # A yes to the same region covers only the scan known to be of the head.
     page = client.post(url("portal-change", patient), {
         "purpose": "ai-training", "decision": "permit", "scope": "body_part:HEAD"}
     ).content.decode()
-    assert "This applies to 1 of your scans:" in page and "DX SCOUT" not in page
+    assert "This applies to 1 of your scans:" in page and "DX scout" not in page
 
 
 def test_the_confirmation_says_plainly_when_it_covers_nothing(patient, alice_studies):
@@ -362,7 +363,7 @@ def test_the_confirmation_says_plainly_when_it_covers_nothing(patient, alice_stu
         "purpose": "ai-training", "decision": "deny", "scope": "modality:MG"}
     ).content.decode()
     assert "This covers none of your scans today" in page
-    assert "your MG scans" in page
+    assert "your mammograms" in page
 
 
 def test_an_x_ray_exception_covers_the_chest_radiograph(patient, alice_studies):

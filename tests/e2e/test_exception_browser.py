@@ -61,9 +61,9 @@ def test_the_exception_preview_lists_the_scans_it_covers(committed_db, live_serv
     coverage = page.locator(".coverage").inner_text()
     assert "scans of your head and brain" in page.locator(".confirm-text").inner_text()
     assert "This applies to 3 of your scans" in coverage
-    assert "CT HEAD WITHOUT CONTRAST" in coverage and "MR BRAIN" in coverage
-    assert "DX PORTABLE" in coverage and "not recorded for this scan" in coverage
-    assert "CR CHEST PA" not in coverage
+    assert "CT head without contrast" in coverage and "MR brain" in coverage
+    assert "DX portable" in coverage and "not recorded for this scan" in coverage
+    assert "CR chest PA" not in coverage
     if javascript:
         shot(page, "portal-exception-preview")
     page.get_by_role("button", name="Confirm").click()

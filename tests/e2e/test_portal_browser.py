@@ -59,15 +59,15 @@ def test_patient_accepts_invite_opts_out_of_ai_for_head_scans(committed_db, live
     assert "Saved" in page.locator(".messages").inner_text()
 
     page.get_by_role("link", name="My scans").click()
-    head_cell = page.locator(f'tr[data-study="{head.study_uid}"] td[data-purpose="ai-training"]')
+    head_cell = page.locator(f'tr[data-study-id="{head.pk}"] td[data-purpose="ai-training"]')
     chest_cell = page.locator(
-        f'tr[data-study="{chest.study_uid}"] td[data-purpose="ai-training"]')
+        f'tr[data-study-id="{chest.pk}"] td[data-purpose="ai-training"]')
     assert head_cell.inner_text().startswith("Not allowed")
     assert chest_cell.inner_text().startswith("Allowed")
     shot(page, "portal-scans")
 
     page.get_by_role("link", name="History").click()
-    assert "scans of the head" in page.locator(".history").inner_text()
+    assert "scans of your head" in page.locator(".history").inner_text()
     shot(page, "portal-history")
 
     page.get_by_role("link", name="Who used my data").click()

@@ -27,7 +27,7 @@ def test_steward_creates_previews_and_runs_an_export(committed_db, live_server, 
     call_command("demo", "--patients", "8", stdout=StringIO())
     page = browser_page
     sign_in(page, live_server.url)
-    page.get_by_role("link", name="Datasets and exports").click()
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Datasets").click()
     page.get_by_role("link", name="New dataset").click()
     page.get_by_label("Name").fill("Chest triage")
     page.get_by_label("Purpose").select_option("ai-training")

@@ -1,0 +1,105 @@
+"""The ledger's filters forgive what auditors type: actions and purposes from lists (a
+family like "consent" included), MRNs in any case, one day as From = Until; disclosures
+tell a mistyped MRN from a patient with none; the CSV's legal basis matches the page."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from audit import ledger
+from audit.ledger import Actor
+from audit.models import AuditEvent
+from registry.models import Patient
+from tests.clients import signed_in as client_for
+
+
+@pytest.fixture
+def ledger_day(db):
+    patient = Patient.objects.create(issuer="LOCAL", mrn="MRN-Case-7")
+    actor = Actor(label="sam")
+    ledger.record(action="consent.recorded", actor=actor, patient_ref=patient.pk,
+                  purpose_code="research")
+    ledger.record(action="consent.withdrawn", actor=actor, patient_ref=patient.pk,
+                  purpose_code="ai-training")
+    ledger.record(action="export.included", actor=actor, patient_ref=patient.pk,
+                  study_uid="1.2.3.4.5", purpose_code="ai-training",
+                  details={"recipient": "Lab"})
+    ledger.record(action="login.succeeded", actor=actor)
+    return patient
+
+
+def search(client, **fields):
+    client.post(reverse("audit-events"), fields)
+    return client.get(reverse("audit-events")).content.decode()
+
+
+def rows(page: str) -> int:
+    return page.split("<tbody>")[1].count("<tr><td><a")
+
+
+def test_a_family_of_actions_is_chosen_from_the_list(auditor, ledger_day):
+    """Reproduction: action "consent" found nothing (exact codes only)."""
+    client = client_for(auditor)
+    page = client.get(reverse("audit-events")).content.decode()
+    assert '<option value="consent.*">consent (all)</option>' in page
+    assert '<option value="consent.recorded">' in page
+    assert rows(search(client, action="consent.*")) == 2
+    assert rows(search(client, action="consent.withdrawn")) == 1
+
+
+def test_an_action_not_in_the_list_is_refused_plainly(auditor, ledger_day):
+    page = client_for(auditor).post(reverse("audit-events"), {"action": "consent"}
+                                    ).content.decode()
+    assert "Select a valid choice" in page and 'class="errorlist"' in page
+
+
+def test_purposes_are_chosen_from_the_list(auditor, ledger_day):
+    client = client_for(auditor)
+    assert '<option value="ai-training">' in client.get(reverse("audit-events")).content.decode()
+    assert rows(search(client, purpose="ai-training")) == 2
+
+
+def test_mrn_matches_whatever_the_case(auditor, ledger_day):
+    """Reproduction: MRN matching was case-sensitive."""
+    client = client_for(auditor)
+    assert rows(search(client, patient_mrn="mrn-case-7")) == 3
+    assert rows(search(client, patient_mrn=" MRN-CASE-7 ")) == 3
+
+
+def test_one_day_as_from_and_until_finds_that_day(auditor, ledger_day):
+    """Reproduction: From = Until on one day returned nothing."""
+    today = AuditEvent.objects.first().occurred_at.date().isoformat()
+    client = client_for(auditor)
+    expected = AuditEvent.objects.count()  # all written today, by the fixtures
+    page = search(client, since=today, until=today)
+    assert expected >= 4 and rows(page) == expected
+    assert f'value="{today}"' in page  # the form shows the day as typed
+
+
+def test_one_day_export_is_allowed(auditor, ledger_day):
+    today = AuditEvent.objects.first().occurred_at.date().isoformat()
+    client = client_for(auditor)
+    expected = AuditEvent.objects.count()
+    response = client.get(reverse("audit-export"),
+                          {"since": today, "until": today, "format": "csv"})
+    assert response.status_code == 200
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(lines) == 1 + expected
+
+
+def test_a_mistyped_mrn_is_no_such_patient_not_no_disclosures(auditor, ledger_day):
+    page = client_for(auditor).post(reverse("audit-disclosures"), {"mrn": "MRN-CASE-8"}
+                                    ).content.decode()
+    assert "No patient has this MRN" in page
+    assert "No disclosures" not in page
+
+
+def test_disclosures_csv_names_consent_as_the_legal_basis_like_the_page(auditor, ledger_day):
+    client = client_for(auditor)
+    page = client.post(reverse("audit-disclosures"), {"mrn": "mrn-case-7"}).content.decode()
+    assert "<td>consent</td>" in page
+    response = client.post(reverse("audit-disclosures"), {"mrn": "mrn-case-7", "format": "csv"})
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["legal_basis"] for r in table] == ["consent"]
