@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent, ChainLink, Outcome, PendingSeal
@@ -292,12 +292,7 @@ def seal(*, wait: bool = True) -> int:
         with transaction.atomic():
             if not _take_seal_lock(wait=wait):
                 return sealed
-            # The queue alone, in key order: no join with the event table, so the plan does
-            # not depend on that table's size or on how fresh its statistics are.
-            batch = list(
-                PendingSeal.objects.order_by("event_id")
-                .values_list("event_id", "digest")[:SEAL_BATCH]
-            )
+            batch = list(pending_batch())
             if not batch:
                 return sealed
             head = ChainLink.objects.order_by("-position").values_list(
@@ -315,6 +310,14 @@ def seal(*, wait: bool = True) -> int:
             sealed += len(batch)
         if len(batch) < SEAL_BATCH:
             return sealed
+
+
+def pending_batch() -> QuerySet:
+    """The next events to seal: the queue alone, in key order. No join with the event
+    table, so the plan does not depend on that table's size or on how fresh its
+    statistics are."""
+    return PendingSeal.objects.order_by("event_id").values_list(
+        "event_id", "digest")[:SEAL_BATCH]
 
 
 def _take_seal_lock(*, wait: bool) -> bool:

@@ -365,3 +365,14 @@ def test_a_daemonic_process_like_a_celery_worker_verifies_without_starting_child
     answer = results.get(timeout=60)
     child.join(timeout=60)
     assert answer == (True, 12)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plan")
+def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
+    """The pending-events query once switched to a merge join over the whole event index
+    when statistics went stale; reading only the queue leaves no such plan to pick."""
+    write_events(3)
+    ledger.record(action="consent.checked", actor=ACTOR)
+    plan = ledger.pending_batch().explain()
+    assert "audit_pendingseal" in plan
+    assert "audit_auditevent" not in plan
