@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent, ChainLink, Outcome, PendingSeal
@@ -292,12 +292,7 @@ def seal(*, wait: bool = True) -> int:
         with transaction.atomic():
             if not _take_seal_lock(wait=wait):
                 return sealed
-            # The queue alone, in key order: no join with the event table, so the plan does
-            # not depend on that table's size or on how fresh its statistics are.
-            batch = list(
-                PendingSeal.objects.order_by("event_id")
-                .values_list("event_id", "digest")[:SEAL_BATCH]
-            )
+            batch = list(pending_batch())
             if not batch:
                 return sealed
             head = ChainLink.objects.order_by("-position").values_list(
@@ -315,6 +310,14 @@ def seal(*, wait: bool = True) -> int:
             sealed += len(batch)
         if len(batch) < SEAL_BATCH:
             return sealed
+
+
+def pending_batch() -> QuerySet:
+    """The next events to seal: the queue alone, in key order. No join with the event
+    table, so the plan does not depend on that table's size or on how fresh its
+    statistics are."""
+    return PendingSeal.objects.order_by("event_id").values_list(
+        "event_id", "digest")[:SEAL_BATCH]
 
 
 def _take_seal_lock(*, wait: bool) -> bool:
@@ -392,8 +395,8 @@ def _link_rows(bounds: tuple[int, int]) -> list[tuple[int, int, str, str]]:
 
 
 def _links(last_position: int, links: int) -> Iterator[tuple[int, int, str, str]]:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
     # Ranges cover positions 1..links (all an intact chain has); the last one reaches to the
     # highest position, so a forged link far beyond the end is read (and named) without
@@ -404,14 +407,18 @@ def _links(last_position: int, links: int) -> Iterator[tuple[int, int, str, str]
     ranges = [tuple(bounds) for bounds in ranges]
     # Other processes see only committed rows, so inside a transaction (a test, or a caller
     # that wrote events it has not committed) everything is read here, on this connection.
+    # A Celery prefork worker's process is daemonic, and daemonic processes may not start
+    # children: there (the scheduled verification) the chain is read here too.
     if (connection.vendor != "postgresql" or connection.in_atomic_block
-            or links < VERIFY_PARALLEL_FROM or _cpus() < 2):
+            or links < VERIFY_PARALLEL_FROM or _cpus() < 2
+            or multiprocessing.current_process().daemon):
         for bounds in ranges:
             yield from _link_rows(bounds)
         return
     # Forked children open their own connections; they must not inherit this one's socket.
     connection.close()
-    with ProcessPoolExecutor(max_workers=_cpus(), mp_context=get_context("fork")) as pool:
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=_cpus(), mp_context=fork) as pool:
         for rows in pool.map(_link_rows, ranges):
             yield from rows
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import current_process, get_context
 from pathlib import Path
 
 from django.conf import settings
@@ -325,12 +326,12 @@ def dicom_ingest_paths(*, paths: Iterable[str | os.PathLike], actor: Actor, sour
 
 def _read_all(files: list[Path], readers: int) -> Iterator[DicomHeader | FileOutcome]:
     issuer = settings.CONSENTRY_DEFAULT_MRN_ISSUER
-    if readers <= 1 or len(files) < 2:
+    # A daemonic process (a Celery prefork worker's) may not start children.
+    if readers <= 1 or len(files) < 2 or current_process().daemon:
         for path in files:
             yield _read_or_reject_as(path, issuer)
         return
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
 
     # Forked readers run plain pydicom and never touch the database or Django's
     # connection they inherit; they leave with os._exit, so that socket stays this

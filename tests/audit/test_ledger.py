@@ -336,3 +336,43 @@ def test_the_sealer_chains_from_the_queue_in_event_order(db):
         e.digest for e in events]
     assert ledger.seal() == 3
     assert list(ChainLink.objects.values_list("event_id", flat=True)) == [e.pk for e in events]
+
+
+def _verify_in_child(results) -> None:
+    from django.db import connection as child_connection
+
+    try:
+        outcome = ledger.verify()
+        results.put((outcome.ok, outcome.checked))
+    except BaseException as exc:  # reported by the parent
+        results.put(repr(exc))
+    finally:
+        child_connection.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_daemonic_process_like_a_celery_worker_verifies_without_starting_children(
+        committed_db, small_verify_chunks):
+    import multiprocessing
+
+    write_events(12)
+    connection.close()  # the child must not share this process's socket
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_verify_in_child, args=(results,), daemon=True)
+    child.start()
+    answer = results.get(timeout=60)
+    child.join(timeout=60)
+    assert answer == (True, 12)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plan")
+def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
+    """The pending-events query once switched to a merge join over the whole event index
+    when statistics went stale; reading only the queue leaves no such plan to pick."""
+    write_events(3)
+    ledger.record(action="consent.checked", actor=ACTOR)
+    plan = ledger.pending_batch().explain()
+    assert "audit_pendingseal" in plan
+    assert "audit_auditevent" not in plan
