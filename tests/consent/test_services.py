@@ -93,15 +93,22 @@ def test_a_study_scope_must_be_one_of_the_patients_own_studies():
     theirs = make_study(other)
     with pytest.raises(ValidationError):
         record(patient, scope_kind="study", scope_value=theirs.study_uid)
+    assert ConsentRecord.objects.count() == 0
     mine = make_study(patient)
-    assert record(patient, scope_kind="study", scope_value=mine.study_uid).scope_value
+    made = record(patient, scope_kind="study", scope_value=f"  {mine.study_uid} ")
+    stored = ConsentRecord.objects.get()
+    assert made.pk == stored.pk and stored.patient == patient
+    assert (stored.scope_kind, stored.scope_value) == ("study", mine.study_uid)
 
 
 def test_a_proxy_choice_is_labelled_as_such():
     patient = make_patient()
     made = record(patient, proxy_name="Pat Parent", proxy_relationship="parent")
-    assert made.by_proxy
+    stored = ConsentRecord.objects.get(pk=made.pk)
+    assert (stored.proxy_name, stored.proxy_relationship) == ("Pat Parent", "parent")
+    assert stored.by_proxy is True
     assert AuditEvent.objects.get().details["proxy"] == "parent"
+    assert record(patient).by_proxy is False  # the patient's own choice is not a proxy's
 
 
 def test_the_database_refuses_to_edit_or_delete_a_consent_record():

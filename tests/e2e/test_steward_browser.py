@@ -6,7 +6,7 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from datasets.models import Dataset, DatasetVersion, VersionStatus
+from datasets.models import Dataset, DatasetVersion, VersionStatus, VersionStudy
 from tests.clients import demo_code
 from tests.e2e.conftest import needs_chromium, shot
 
@@ -36,6 +36,11 @@ def test_steward_creates_previews_and_runs_an_export(committed_db, live_server, 
     shot(page, "steward-new-dataset")
     page.get_by_role("button", name="Create dataset").click()
     assert page.get_by_role("heading", name="Chest triage").is_visible()
+    # What the form made, read from the database rather than from the page it typed into.
+    dataset = Dataset.objects.get(name="Chest triage")
+    assert (dataset.purpose.code, dataset.recipient, dataset.selection) == (
+        "ai-training", "Northwind AI Lab", {"date_from": "2020-01-01"})
+    assert dataset.owner.username == "steward"
 
     page.get_by_role("link", name="Preview the decision").click()
     assert "Would be included" in page.content()
@@ -47,6 +52,15 @@ def test_steward_creates_previews_and_runs_an_export(committed_db, live_server, 
     assert "no consent" in reasons and "3D head study" in reasons
     assert page.get_by_role("link", name="Download version 1 (zip)").is_visible()
     shot(page, "steward-version")
+    version = DatasetVersion.objects.get(dataset=dataset)
+    assert version.status == VersionStatus.COMPLETE
+    left_out = VersionStudy.objects.filter(version=version, included=False)
+    included = VersionStudy.objects.filter(version=version, included=True)
+    assert included.exists() and left_out.exists()
+    assert left_out.filter(reason__contains="no consent").exists()
+    # The page's counts are the database's.
+    assert page.locator('[data-field="studies_done"]').inner_text() == str(
+        version.studies_done) == str(included.count() + left_out.count())
 
 
 def test_progress_moves_without_a_reload(committed_db, live_server, browser_page):
