@@ -151,19 +151,19 @@ def mrn_prefixes(mrn: str) -> set[str]:
 
 # --- blind indexes ------------------------------------------------------------------------
 
-@lru_cache(maxsize=4)
-def _index_key(key: str) -> bytes:
-    return key.encode()
-
-
 def blind(kind: str, value: str) -> str:
     """HMAC-SHA256 (hex) of one kind of value under the blind-index key; '' for no value,
     so blank identifiers never match each other."""
     if not value:
         return ""
-    message = f"{kind}\x1f{value}".encode()
-    return hmac.new(_index_key(settings.CONSENTRY_BLIND_INDEX_KEY), message,
-                    hashlib.sha256).hexdigest()
+    return _blind(settings.CONSENTRY_BLIND_INDEX_KEY, kind, value)
+
+
+@lru_cache(maxsize=4096)
+def _blind(key: str, kind: str, value: str) -> str:
+    # Cached: registration asks for the same patient's MRN digest once per file of a batch.
+    # The key is part of the cache key, so a rotated key never returns an old digest.
+    return hmac.new(key.encode(), f"{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def mrn_digest(mrn: str) -> str:
