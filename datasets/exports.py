@@ -239,18 +239,10 @@ def _plan(version: DatasetVersion, actor: Actor) -> bool:
                 _fail(version, actor, f"{len(refused)} selected studies lack consent: " +
                       ", ".join(s.study_uid for s in refused[:50]), refused, decisions)
                 return True
-        ids = selected.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5000)
-        total = 0
-
-        def counted():
-            nonlocal total
-            for pk in ids:
-                total += 1
-                yield pk
-
-        shards_plan(version=version, study_ids=counted())
+        ids = selected.order_by("pk").values_list("pk", flat=True)
+        shards_plan(version=version, study_ids=ids.iterator(chunk_size=5000))
         DatasetVersion.objects.filter(pk=version.pk).update(
-            status=VersionStatus.RUNNING, studies_total=total,
+            status=VersionStatus.RUNNING, studies_total=ids.count(),
             decided_at=version.decided_at)
     return False
 
