@@ -24,6 +24,7 @@ from datasets.models import (
     WithdrawalNotice,
 )
 from datasets.packaging import NotDownloadable, version_download, zip_name
+from datasets.selection import selected_studies
 from datasets.signing import public_pem, published_keys
 from datasets.withdrawals import withdrawal_confirm
 
@@ -86,6 +87,11 @@ def dataset_preview(request, dataset_id: int):
 @require_POST
 def dataset_run(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
+    # An export of nothing would be recorded and delivered as if it were a dataset.
+    if not selected_studies(dataset.selection).exists():
+        messages.error(request, "Not run: this dataset selects no studies, so there is "
+                                "nothing to export.")
+        return redirect("dataset", dataset_id=dataset.pk)
     try:
         version = export_request(dataset=dataset, actor=_actor(request))
     except ValidationError as exc:
