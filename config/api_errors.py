@@ -50,9 +50,15 @@ ERROR_SCHEMA = {
             "type": "object",
             "required": ["message", "field"],
             "properties": {
-                "message": {"type": "string"},
-                "field": {"type": "string", "nullable": True},
-                "fields": {},
+                "message": {"type": "string",
+                            "description": "What was wrong, in words a developer can act on."},
+                "field": {"type": "string", "nullable": True,
+                          "description": "The request field to blame (dotted for nested "
+                                         "fields, e.g. 'study_instance_uids[3]'), or null "
+                                         "when the error is not about one field."},
+                "fields": {"type": "object", "additionalProperties": True,
+                           "description": "Every field's errors, as DRF reports them; "
+                                          "present on 400 validation errors only."},
             },
         },
     },
@@ -64,7 +70,8 @@ ERROR_RESPONSES = {
     "404": "Not found.",
     "405": "Method not allowed.",
     "409": "Not possible in the resource's present state (e.g. an export not complete).",
-    "415": "Unsupported media type.",
+    "415": "Unsupported media type: send JSON ('Content-Type: application/json'); "
+           "form-encoded bodies are refused (uploads: multipart where documented).",
     "429": "Too many requests for this token; try again after Retry-After seconds.",
     "503": "Consent could not be read; treat every study as not allowed.",
 }

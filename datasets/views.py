@@ -1,8 +1,11 @@
 """The steward's pages: datasets, the decision preview, running an export, its progress
 (polled by a small script, no reload), the version's fates, the download, notices."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import FileResponse, JsonResponse
@@ -24,11 +27,38 @@ from datasets.models import (
     WithdrawalNotice,
 )
 from datasets.packaging import NotDownloadable, version_download, zip_name
+from datasets.selection import selected_studies
 from datasets.signing import public_pem, published_keys
 from datasets.withdrawals import withdrawal_confirm
 
 steward_only = role_required(Role.STEWARD)
-FATES_SHOWN = 1000  # a page, not a dump; the manifest and the API hold the rest
+FATES_PER_PAGE = 100  # a page, not a dump; the manifest and the API hold every study
+FATE_FILTERS = {"all": {}, "included": {"included": True, "violation": False},
+                "left-out": {"included": False}, "violation": {"violation": True}}
+FATE_SORTS = {"fate": ("included", "reason", "pk"), "accession": ("study__accession_number", "pk"),
+              "reason": ("reason", "pk"), "files": ("-files", "pk")}
+
+
+def _fates_listing(request, version: DatasetVersion):
+    """One page of the version's studies, filtered by fate and reason and sorted, from
+    GET parameters that carry no PHI (choices only; unknown values fall back to the
+    defaults)."""
+    fate = request.GET.get("fate", "all")
+    fate = fate if fate in FATE_FILTERS else "all"
+    sort = request.GET.get("sort", "fate")
+    sort = sort if sort in FATE_SORTS else "fate"
+    reasons = [r for r, _ in selectors.excluded_by_reason(version).items()]
+    reason = request.GET.get("reason", "")
+    reason = reason if reason in reasons else ""
+    fates = version.studies.select_related("study").filter(**FATE_FILTERS[fate])
+    if reason:
+        fates = fates.filter(reason=reason)
+    page = Paginator(fates.order_by(*FATE_SORTS[sort]), FATES_PER_PAGE).get_page(
+        request.GET.get("page"))
+    query = {"fate": fate, "sort": sort, **({"reason": reason} if reason else {})}
+    return page, {"fate": fate, "sort": sort, "reason": reason, "reasons": reasons,
+                  "query": urlencode(query), "fates": list(FATE_FILTERS),
+                  "sorts": list(FATE_SORTS)}
 
 
 def _actor(request) -> Actor:
@@ -86,6 +116,11 @@ def dataset_preview(request, dataset_id: int):
 @require_POST
 def dataset_run(request, dataset_id: int):
     dataset = get_object_or_404(Dataset, pk=dataset_id)
+    # An export of nothing would be recorded and delivered as if it were a dataset.
+    if not selected_studies(dataset.selection).exists():
+        messages.error(request, "Not run: this dataset selects no studies, so there is "
+                                "nothing to export.")
+        return redirect("dataset", dataset_id=dataset.pk)
     try:
         version = export_request(dataset=dataset, actor=_actor(request))
     except ValidationError as exc:
@@ -130,8 +165,7 @@ def dataset_decide(request, dataset_id: int):
 def version_detail(request, version_id: int):
     version = get_object_or_404(DatasetVersion.objects.select_related("dataset__purpose"),
                                 pk=version_id)
-    fates = version.studies.select_related("study").order_by("included", "reason", "pk")
-    shown = list(fates[:FATES_SHOWN])
+    fates, listing = _fates_listing(request, version)
     if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
         with transaction.atomic():
             # The list names the hospital's studies (accession numbers): a use of PHI.
@@ -140,8 +174,8 @@ def version_detail(request, version_id: int):
                           details={"what": "export version studies",
                                    "version": version.number})
     return render(request, "datasets/version.html", {
-        "version": version, "dataset": version.dataset, "fates": shown,
-        "fates_total": version.studies_done,
+        "version": version, "dataset": version.dataset, "fates": fates,
+        "fates_total": version.studies_done, "listing": listing,
         "excluded": selectors.excluded_by_reason(version).items(),
         "notices": version.notices.prefetch_related("studies__version_study")})
 
