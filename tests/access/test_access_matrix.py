@@ -74,7 +74,7 @@ def world(db):
 
     alice = Patient.objects.create(issuer="LOCAL", mrn="MRN-ALICE", user=people["patient"])
     study = make_study(alice, ("CT", "HEAD"))
-    make_record(alice, "research", "permit")
+    record = make_record(alice, "research", "permit")
     dataset = make_dataset(people["steward"], enforcement="log-only", irb_waiver="W-1",
                            approving_body="Board", approver="Dr Q")
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="stella")
@@ -93,7 +93,7 @@ def world(db):
     return {"people": people, "tokens": tokens, "own_tokens": own_tokens,
             "ids": {"patient_id": alice.pk, "study_id": study.pk, "dataset_id": dataset.pk,
                     "version_id": version.pk, "export_id": version.pk, "event_id": event.pk,
-                    "notice_id": notice.pk}}
+                    "notice_id": notice.pk, "consent_id": record.pk}}
 
 
 def concrete(pattern: str, ids: dict) -> str:
