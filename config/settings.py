@@ -398,6 +398,9 @@ CONSENTRY_DICOMWEB_POLL_SECONDS = float(env("CONSENTRY_DICOMWEB_POLL_SECONDS", "
 # Where datasets may be delivered, "name=dicom://AE@host:port" (C-STORE) or
 # "name=stow+http://host/dicom-web" (STOW-RS; stow+https for TLS).
 CONSENTRY_DESTINATIONS = env_map("CONSENTRY_DESTINATIONS")
+if CONSENTRY_DICOMWEB_SOURCES and CONSENTRY_DICOMWEB_POLL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["dicomweb-poll"] = {"task": "registry.tasks.poll_dicomweb",
+                                             "schedule": CONSENTRY_DICOMWEB_POLL_SECONDS}
 
 LOGGING = {
     "version": 1,

@@ -53,6 +53,7 @@ from datasets.selectors import excluded_by_reason
 from datasets.vouched import DATASET
 from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
+from registry.dicomweb import instance_files
 from registry.models import ImagingStudy, Instance
 
 EXPORT_REQUESTED = "datasets.export_requested"
@@ -190,7 +191,12 @@ def export_run(*, version_id: int) -> DatasetVersion:
         # A worker killed while writing this study left some of its files: start it afresh,
         # so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
         shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
-        _export_study(version, study, decisions[study.pk], context, staging, actor, tree)
+        instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
+        # Instances known only by their PACS location are fetched for this study and
+        # deleted once it is written; a PACS that is down fails the attempt (retried).
+        with instance_files(instances) as files:
+            _export_study(version, study, decisions[study.pk], context, staging, actor,
+                          tree, instances, files)
 
     manifest_sha = write_manifest(staging, _provenance(version))
     final = version_dir(version)
@@ -215,16 +221,16 @@ def export_run(*, version_id: int) -> DatasetVersion:
 
 def _export_study(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
                   context: DeidContext, staging: Path, actor: Actor,
-                  tree: PurposeTree) -> None:
+                  tree: PurposeTree, instances: list[Instance], files: dict[int, str]
+                  ) -> None:
     dataset = version.dataset
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     if not decision.allowed and not log_only:
         _record_fate(version, study, actor, decision, included=False,
                      reason=_consent_reason(decision))
         return
-    instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
     try:
-        headers = [pydicom.dcmread(i.path, stop_before_pixels=True) for i in instances]
+        headers = [pydicom.dcmread(files[i.pk], stop_before_pixels=True) for i in instances]
     except (OSError, InvalidDicomError) as exc:
         # A file moved or damaged since registration: leave the study out, say why, go on.
         _record_fate(version, study, actor, decision, included=False,
@@ -237,7 +243,7 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
                            redact_text=redact_text)
     check = None
     if not unsafe and needs_pixel_check(study, burned_in):
-        check = study_pixel_check([i.path for i in instances], redact_text=redact_text,
+        check = study_pixel_check([files[i.pk] for i in instances], redact_text=redact_text,
                                   header_says_text="YES" in burned_in)
         unsafe = check.refused
     if unsafe:
@@ -253,9 +259,9 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
     size = 0
     pseudo_uid = context.remap_uid(study.study_uid)
     for instance in instances:
-        ds = pydicom.dcmread(instance.path)
-        if check and check.boxes.get(instance.path):
-            redact(ds, check.boxes[instance.path])
+        ds = pydicom.dcmread(files[instance.pk])
+        if check and check.boxes.get(files[instance.pk]):
+            redact(ds, check.boxes[files[instance.pk]])
         ds = deidentify(ds, context, consent=ConsentStamp("YES" if latest.allowed else "NO"))
         target = staging / ds.StudyInstanceUID / ds.SeriesInstanceUID / \
             f"{ds.SOPInstanceUID}.dcm"
