@@ -9,6 +9,7 @@ class DatasetsConfig(AppConfig):
 
     def ready(self) -> None:
         from consent.services import CONSENT_CHANGED
+        from datasets.delivery import DELIVERY_REQUESTED, delivery_give_up, delivery_run
         from datasets.exports import EXPORT_REQUESTED, export_give_up, export_job_handler
         from datasets.withdrawals import (
             NOTICE_EMAIL,
@@ -20,6 +21,7 @@ class DatasetsConfig(AppConfig):
         register(EXPORT_REQUESTED, export_job_handler, on_give_up=export_give_up)
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)
+        register(DELIVERY_REQUESTED, delivery_run, on_give_up=delivery_give_up)
         from datasets import vouched
 
         vouched.register()  # datasets are rows the ledger vouches for

@@ -32,6 +32,7 @@ from consent.models import Purpose
 from datasets.approvals import approval_requested, ensure_may_run
 from datasets.burned_in import redact, study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option, deidentify
+from datasets.delivery import delivery_queue
 from datasets.manifest import write_manifest
 from datasets.models import (
     BurnedInText,
@@ -212,6 +213,8 @@ def export_run(*, version_id: int) -> DatasetVersion:
                       legal_basis=dataset.legal_basis,
                       details={"version": version.number, "recipient": dataset.recipient,
                                "manifest_sha256": manifest_sha})
+        # Sending to the dataset's destination, if it has one, is queued with the commit.
+        delivery_queue(version=version)
     version.refresh_from_db()
     # Only after the commit above: a deny that landed after a study's re-check and before
     # this found no complete version to notice; one landing later finds this one complete.

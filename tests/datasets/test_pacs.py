@@ -129,3 +129,123 @@ def test_an_export_while_the_pacs_is_down_records_no_fate_and_can_resume(
     version = export_run(version_id=version.pk)
     assert version.status == VersionStatus.COMPLETE
     assert VersionStudy.objects.filter(version=version, included=True).count() == 2
+
+
+# Delivery to a research PACS (a second Orthanc) -------------------------------------------
+
+
+@pytest.fixture
+def research(research_pacs, settings):
+    research_pacs.clear()
+    settings.CONSENTRY_DESTINATIONS = {
+        "research-stow": f"stow+{research_pacs.dicomweb}",
+        "research-dicom": f"dicom://{research_pacs.aet}@127.0.0.1:{research_pacs.dicom_port}",
+        "nobody-home": f"dicom://NOBODY@127.0.0.1:{free_port()}",
+    }
+    yield research_pacs
+    research_pacs.clear()
+
+
+def export_to(destination, steward, django_capture_on_commit_callbacks):
+    from datasets.delivery import dataset_destination_set
+    from tests.datasets.helpers import run_export
+
+    dicomweb_poll(source="pacs", actor=STEWARD)
+    permit_ann()
+    dataset = make_dataset(steward)
+    dataset_destination_set(dataset=dataset, name=destination, actor=STEWARD)
+    return run_export(dataset, django_capture_on_commit_callbacks)
+
+
+def included_pseudo_uids(version):
+    return set(VersionStudy.objects.filter(version=version, included=True)
+               .values_list("pseudo_study_uid", flat=True))
+
+
+@pytest.mark.parametrize("destination", ["research-stow", "research-dicom"])
+def test_the_research_pacs_holds_exactly_the_included_studies_deidentified(
+        pacs_hospital, research, steward, destination, django_capture_on_commit_callbacks):
+    from datasets.models import Delivery
+
+    version = export_to(destination, steward, django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    expected = included_pseudo_uids(version)
+    assert len(expected) == 2  # Ann's two studies; Ben's has no consent
+    assert research.study_uids() == expected
+    originals = set(ImagingStudy.objects.values_list("study_uid", flat=True))
+    for orthanc_study in research.get("/studies"):
+        tags = research.get(f"/studies/{orthanc_study}")["PatientMainDicomTags"]
+        assert "Anvers" not in tags.get("PatientName", "")
+        assert tags.get("PatientID") not in ("MRN-ANN", "MRN-BEN")
+    assert not originals & research.study_uids()
+    deliveries = Delivery.objects.filter(version_study__version=version)
+    assert {(d.destination, d.status) for d in deliveries} == {(destination, "sent")}
+    sent = AuditEvent.objects.filter(action="export.sent")
+    assert sent.count() == 2
+    assert {e.details["destination"] for e in sent} == {destination}
+    assert {e.details["pseudonymous_study_uid"] for e in sent} == expected
+
+
+def test_a_destination_that_is_down_is_retried_and_shown_on_the_version_page(
+        pacs_hospital, research, steward, settings, django_capture_on_commit_callbacks):
+    from datasets.delivery import delivery_run
+    from datasets.models import Delivery
+    from outbox.models import OutboxMessage
+    from tests.clients import signed_in
+
+    version = export_to("nobody-home", steward, django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    deliveries = Delivery.objects.filter(version_study__version=version)
+    assert {d.status for d in deliveries} == {"failed"}
+    assert all("NOBODY" in d.error or "nobody-home" in d.error for d in deliveries)
+    message = OutboxMessage.objects.get(kind="datasets.delivery_requested")
+    assert (message.status, "not delivered" in message.last_error) == ("pending", True)
+    assert not AuditEvent.objects.filter(action="export.sent").exists()
+    assert research.study_uids() == set()
+    page = signed_in(steward).get(f"/datasets/versions/{version.pk}/")
+    assert b"Failed (retrying)" in page.content and b"nobody-home" in page.content
+    # The node comes back (here: the name now points at the research PACS); the retry
+    # sends every study once.
+    settings.CONSENTRY_DESTINATIONS = {**settings.CONSENTRY_DESTINATIONS,
+                                       "nobody-home": settings.CONSENTRY_DESTINATIONS[
+                                           "research-dicom"]}
+    delivery_run({"version_id": version.pk})
+    assert {d.status for d in deliveries.all()} == {"sent"}
+    assert research.study_uids() == included_pseudo_uids(version)
+    delivery_run({"version_id": version.pk})  # idempotent: nothing is sent twice
+    assert AuditEvent.objects.filter(action="export.sent").count() == 2
+
+
+def test_a_withdrawal_after_the_export_withholds_the_study(
+        pacs_hospital, research, steward, settings, django_capture_on_commit_callbacks):
+    from consent.services import consent_withdraw
+    from datasets.delivery import delivery_run
+    from datasets.models import Delivery
+
+    version = export_to("nobody-home", steward, django_capture_on_commit_callbacks)
+    consent_withdraw(patient=Patient.objects.get(mrn="MRN-ANN"),
+                     purpose=Purpose.objects.get(code="ai-training"), actor=STEWARD,
+                     source="paper", form=current_form())
+    delivery_run({"version_id": version.pk})
+    assert {d.status for d in Delivery.objects.filter(version_study__version=version)} == \
+        {"withheld"}
+    assert AuditEvent.objects.filter(action="export.withheld").count() == 2
+    assert research.study_uids() == set()
+
+
+def test_bad_destinations_are_refused_and_change_nothing(steward, settings, db):
+    from django.core.exceptions import ValidationError
+
+    from datasets.delivery import dataset_destination_set
+    from datasets.models import DatasetDestination
+
+    settings.CONSENTRY_DESTINATIONS = {"odd": "ftp://somewhere", "port": "dicom://A@h:99999"}
+    dataset = make_dataset(steward)
+    events = AuditEvent.objects.count()
+    for name in ("unknown", "odd", "port"):
+        with pytest.raises(ValidationError):
+            dataset_destination_set(dataset=dataset, name=name, actor=STEWARD)
+        with pytest.raises(CommandError):
+            call_command("dataset_destination", str(dataset.pk), name)
+    assert not DatasetDestination.objects.exists()
+    assert AuditEvent.objects.count() == events

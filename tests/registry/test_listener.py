@@ -2,6 +2,8 @@
 like ``ingest_dicom``; C-ECHO; the calling AE allow-list; a bad dataset answered with a
 failure status and nothing registered."""
 
+import time
+
 import pydicom
 import pytest
 from pynetdicom import AE
@@ -15,14 +17,29 @@ from tests.orthanc import free_port
 pytestmark = pytest.mark.usefixtures("committed_db")
 
 
+SERVERS = {}
+
+
 @pytest.fixture
 def listener():
     """A listener on a free port that accepts MODALITY1 and the test PACS."""
     port = free_port()
     server = listener_start(port=port, ae_title="CONSENTRY", host="127.0.0.1", block=False,
                             allowed_aes=["MODALITY1", "HOSPITALPACS"])
+    SERVERS[port] = server
     yield port
     server.shutdown()
+    del SERVERS[port]
+
+
+def settled(port: int) -> None:
+    """Wait until the listener's association threads have ended: their last handler (the
+    ledger event) runs there after the sender has already seen the release."""
+    for _ in range(600):
+        if not SERVERS[port].active_associations:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the listener's associations did not end")
 
 
 def scu(port: int, ae_title: str = "MODALITY1"):
@@ -40,9 +57,11 @@ def send(port: int, *datasets, ae_title: str = "MODALITY1") -> list[int]:
         return [assoc.send_c_store(ds).Status for ds in datasets]
     finally:
         assoc.release()
+        settled(port)
 
 
-def received_events():
+def received_events(port: int):
+    settled(port)
     return list(AuditEvent.objects.filter(action="study.received").order_by("pk"))
 
 
@@ -56,7 +75,7 @@ def test_instances_sent_by_a_modality_are_stored_and_registered(listener, corpus
         assert instance.path.startswith(str(data_dir / "dicom" / "received"))
         assert pydicom.dcmread(instance.path).SOPInstanceUID == instance.sop_uid
     assert ImagingStudy.objects.filter(study_uid=ct.StudyInstanceUID).exists()
-    [event] = received_events()
+    [event] = received_events(listener)
     assert event.details["calling_ae"] == "MODALITY1"
     assert (event.details["received"], event.details["registered"]) == (2, 2)
     assert set(event.details["studies"]) == {ct.StudyInstanceUID, mr.StudyInstanceUID}
@@ -70,7 +89,7 @@ def test_sending_again_is_known_not_registered_twice(listener, corpus):
     send(listener, ct)
     assert send(listener, ct) == [0]
     assert Instance.objects.count() == 1
-    assert [e.details["known"] for e in received_events()] == [0, 1]
+    assert [e.details["known"] for e in received_events(listener)] == [0, 1]
 
 
 @pytest.mark.parametrize(("damage", "reason"), [
@@ -99,7 +118,7 @@ def test_a_bad_dataset_gets_a_failure_status_and_changes_nothing(listener, corpu
     assert not Instance.objects.exists()
     assert not list((data_dir / "dicom").rglob("*.dcm"))
     if reason:
-        [event] = received_events()
+        [event] = received_events(listener)
         assert (event.details["rejected"], event.outcome) == (1, "failure")
 
 
@@ -109,14 +128,14 @@ def test_c_echo_is_answered(listener):
         assert assoc.send_c_echo().Status == 0
     finally:
         assoc.release()
-    assert received_events() == []
+    assert received_events(listener) == []
 
 
 def test_an_unknown_calling_ae_is_refused(listener, corpus):
     assoc = scu(listener, ae_title="STRANGER")
     assert assoc.is_rejected
     assert not Instance.objects.exists()
-    assert received_events() == []
+    assert received_events(listener) == []
 
 
 def test_orthanc_sends_a_study_to_the_listener(listener, empty_pacs, corpus):
@@ -126,7 +145,7 @@ def test_orthanc_sends_a_study_to_the_listener(listener, empty_pacs, corpus):
                                                     "Synchronous": True})
     ct = pydicom.dcmread(corpus / "CT_small.dcm")
     assert Instance.objects.get().sop_uid == ct.SOPInstanceUID
-    [event] = received_events()
+    [event] = received_events(listener)
     assert event.details["calling_ae"] == "HOSPITALPACS"
     assert event.details["registered"] == 1
 
