@@ -39,3 +39,22 @@ def export_key_configured(app_configs, **kwargs):
                  "secret store and publish its public half (/exports/public-key/).",
             id="consentry.W002")]
     return []
+
+
+@checks.register()
+def destinations_well_formed(app_configs, **kwargs):
+    """A destination that cannot be parsed would fail only when a version is delivered."""
+    from django.core.exceptions import ValidationError
+
+    from datasets.delivery import destination_parse
+
+    errors = []
+    for name in sorted(settings.CONSENTRY_DESTINATIONS):
+        try:
+            destination_parse(name)
+        except ValidationError as exc:
+            errors.append(checks.Error(
+                f"CONSENTRY_DESTINATIONS: {'; '.join(exc.messages)}",
+                hint="Use name=dicom://AE@host:port or name=stow+https://host/dicom-web.",
+                id="consentry.E001"))
+    return errors

@@ -195,7 +195,9 @@ def export_run(*, version_id: int) -> DatasetVersion:
         instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
         # Instances known only by their PACS location are fetched for this study and
         # deleted once it is written; a PACS that is down fails the attempt (retried).
-        with instance_files(instances) as files:
+        # A study refused consent is never fetched: its pixels are not needed to leave it out.
+        wanted = decisions[study.pk].allowed or dataset.enforcement == Enforcement.LOG_ONLY
+        with instance_files(instances if wanted else []) as files:
             _export_study(version, study, decisions[study.pk], context, staging, actor,
                           tree, instances, files)
 

@@ -131,6 +131,16 @@ def test_an_export_while_the_pacs_is_down_records_no_fate_and_can_resume(
     assert VersionStudy.objects.filter(version=version, included=True).count() == 2
 
 
+def test_studies_without_consent_are_never_fetched(pacs_hospital, steward, settings):
+    dicomweb_poll(source="pacs", actor=STEWARD)
+    dataset = make_dataset(steward)  # nobody said yes to AI training
+    version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="t")
+    settings.CONSENTRY_DICOMWEB_SOURCES = {"pacs": f"http://127.0.0.1:{free_port()}/dw"}
+    version = export_run(version_id=version.pk)
+    assert version.status == VersionStatus.COMPLETE
+    assert VersionStudy.objects.filter(version=version, included=False).count() == 3
+
+
 # Delivery to a research PACS (a second Orthanc) -------------------------------------------
 
 
@@ -249,3 +259,10 @@ def test_bad_destinations_are_refused_and_change_nothing(steward, settings, db):
             call_command("dataset_destination", str(dataset.pk), name)
     assert not DatasetDestination.objects.exists()
     assert AuditEvent.objects.count() == events
+
+
+def test_a_malformed_destination_is_a_system_check_error(settings):
+    from datasets.apps import destinations_well_formed
+
+    settings.CONSENTRY_DESTINATIONS = {"ok": "stow+http://pacs/dicom-web", "odd": "ftp://x"}
+    assert [e.id for e in destinations_well_formed(None)] == ["consentry.E001"]
