@@ -221,7 +221,8 @@ def _performer(consent: Consent, where: str) -> tuple[str, str]:
 
 def _provision_drafts(provision, where: str, *, patient: Patient, purposes: list[Purpose],
                       decision: str | None, start: datetime | None, end: datetime | None,
-                      parent_scoped: bool, common: dict, tree: PurposeTree) -> list[Draft]:
+                      nested: bool, parent_scoped: bool, common: dict, tree: PurposeTree
+                      ) -> list[Draft]:
     for element in UNMAPPABLE:
         if getattr(provision, element, None):
             raise FhirRefused([(f"{where}.{element}", f"provisions limited by {element} "
@@ -238,9 +239,11 @@ def _provision_drafts(provision, where: str, *, patient: Patient, purposes: list
         start = _when(provision.period.start) or start
         end = _when(provision.period.end) or end
     scopes = _scopes(provision, where)
-    if parent_scoped and scopes:
-        raise FhirRefused([(where, "a scope nested in another scope cannot be recorded")])
-    if parent_scoped is None and not scopes:
+    if nested and parent_scoped:
+        # "This modality, but within it that body part" has no record to hold it.
+        raise FhirRefused([(where, "a provision nested in a scoped provision cannot be "
+                                   "recorded")])
+    if nested and not scopes:
         # A nested provision narrows its parent (an exception): without a scope of its own
         # it would contradict it.
         raise FhirRefused([(where, "a nested provision needs data or a code")])
@@ -251,8 +254,8 @@ def _provision_drafts(provision, where: str, *, patient: Patient, purposes: list
     for index, nested in enumerate(provision.provision or []):
         drafts += _provision_drafts(
             nested, f"{where}.provision[{index}]", patient=patient, purposes=purposes,
-            decision=None, start=start, end=end,
-            parent_scoped=True if scopes else None, common=common, tree=tree)
+            decision=None, start=start, end=end, nested=True, parent_scoped=bool(scopes),
+            common=common, tree=tree)
     return drafts
 
 
@@ -280,7 +283,7 @@ def consent_drafts(resource: dict, where: str, patients: dict[str, dict], *,
     return _provision_drafts(
         consent.provision, f"{where}.provision", patient=_patient(consent, where, patients),
         purposes=[default_purpose] if default_purpose else [], decision=decision,
-        start=_when(consent.dateTime), end=None, parent_scoped=False,
+        start=_when(consent.dateTime), end=None, nested=False, parent_scoped=False,
         common={"proxy_name": proxy_name, "proxy_relationship": relationship,
                 "witness": witness[:200]}, tree=tree)
 

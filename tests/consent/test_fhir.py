@@ -182,6 +182,14 @@ def test_fhir_json_content_type_is_accepted(staff, hospital):
         "reference": "DocumentReference/1"}}]), "Consent.provision.data[0].reference"),
     (lambda c: c["provision"].update(provision=[{"type": "deny"}]),
      "Consent.provision.provision[0]"),
+    (lambda c: c["provision"].update(code=[{"coding": [{
+        "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}]}],
+        provision=[{"type": "deny"}]), "Consent.provision.provision[0]"),
+    (lambda c: c["provision"].update(code=[{"coding": [{
+        "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}]}],
+        provision=[{"type": "deny", "code": [{"coding": [{
+            "system": "urn:consentry:body-region", "code": "HEAD"}]}]}]),
+     "Consent.provision.provision[0]"),
     (lambda c: c["provision"]["period"].update(start="2026-06-01", end="2026-01-01"),
      "Consent.provision.period.end"),
     (lambda c: c.update(status="proposed"), "Consent.status"),
