@@ -18,7 +18,7 @@ from consent.fhir.imports import FhirRefused, consent_fhir_import
 from consent.fhir.resources import (
     MRN_SYSTEM_PREFIX,
     consent_bundle,
-    consent_resource,
+    consent_resources,
     operation_outcome,
 )
 from consent.models import ConsentRecord
@@ -116,4 +116,6 @@ class FhirConsentReadApi(APIView):
             return Response(operation_outcome([("id", "no such Consent")], code="not-found"),
                             status=status.HTTP_404_NOT_FOUND)
         _logged_read(request, record.patient_id, "consent record (FHIR)")
-        return Response(consent_resource(record))
+        # An exception given with a general choice is read as part of that Consent.
+        return Response(next(resource for ids, resource in consent_resources(
+            _records().filter(patient_id=record.patient_id)) if record.pk in ids))

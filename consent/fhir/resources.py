@@ -53,19 +53,7 @@ def consent_resource(record: ConsentRecord, tree: PurposeTree | None = None) -> 
         "period": period,
         "purpose": purpose_codings,
     }
-    if record.scope_kind == ScopeKind.STUDY:
-        provision["data"] = [{"meaning": "related", "reference": {
-            "type": "ImagingStudy",
-            "identifier": {"system": DICOM_UID_SYSTEM,
-                           "value": f"urn:oid:{record.scope_value}"}}}]
-    elif record.scope_kind == ScopeKind.MODALITY:
-        provision["code"] = [{"coding": [{
-            "system": DCM, "code": record.scope_value,
-            "display": vocabulary.modality_label(record.scope_value)}]}]
-    elif record.scope_kind == ScopeKind.BODY_PART:
-        provision["code"] = [{"coding": [{
-            "system": REGION_SYSTEM, "code": record.scope_value,
-            "display": vocabulary.region_label(record.scope_value)}]}]
+    provision.update(_scope(record))
     if record.proxy_name:
         performer: dict[str, Any] = {"type": "RelatedPerson", "display": record.proxy_name,
                                      "extension": [{"url": PROXY_RELATIONSHIP_URL,
@@ -95,11 +83,62 @@ def consent_resource(record: ConsentRecord, tree: PurposeTree | None = None) -> 
     return resource
 
 
+def _scope(record: ConsentRecord) -> dict[str, Any]:
+    """A record's scope as provision elements: ``data`` for a study, ``code`` otherwise."""
+    if record.scope_kind == ScopeKind.STUDY:
+        return {"data": [{"meaning": "related", "reference": {
+            "type": "ImagingStudy",
+            "identifier": {"system": DICOM_UID_SYSTEM,
+                           "value": f"urn:oid:{record.scope_value}"}}}]}
+    if record.scope_kind == ScopeKind.MODALITY:
+        return {"code": [{"coding": [{
+            "system": DCM, "code": record.scope_value,
+            "display": vocabulary.modality_label(record.scope_value)}]}]}
+    if record.scope_kind == ScopeKind.BODY_PART:
+        return {"code": [{"coding": [{
+            "system": REGION_SYSTEM, "code": record.scope_value,
+            "display": vocabulary.region_label(record.scope_value)}]}]}
+    return {}
+
+
+def _given_together(record: ConsentRecord) -> tuple:
+    """Records made from one Consent with nested provisions share all of this."""
+    return (record.patient_id, record.purpose_id, record.effective_from, record.expires_at,
+            record.proxy_name, record.proxy_relationship, record.witness, record.form_id)
+
+
+def consent_resources(records, tree: PurposeTree | None = None
+                      ) -> list[tuple[list[int], dict[str, Any]]]:
+    """Records as Consents, each with the ids of the records it holds.
+
+    A general choice (all studies) and the exceptions given with it (narrower scopes of the
+    same purpose, same period, same person) are one Consent: the exceptions are nested
+    provisions, as the Consent that brought them in had them. Everything else is one
+    Consent per record. ``records`` in the order they were recorded."""
+    tree = tree or PurposeTree.load()
+    groups: dict[tuple, list[ConsentRecord]] = {}
+    for record in records:
+        groups.setdefault(_given_together(record), []).append(record)
+    out = []
+    for group in groups.values():
+        root, rest = group[0], group[1:]
+        if root.scope_kind != ScopeKind.ALL or not rest or any(
+                r.scope_kind == ScopeKind.ALL for r in rest):
+            out += [([r.pk], consent_resource(r, tree)) for r in group]
+            continue
+        resource = consent_resource(root, tree)
+        resource["provision"]["provision"] = [
+            {"type": "permit" if r.decision == Decision.PERMIT else "deny", **_scope(r)}
+            for r in rest]
+        out.append(([root.pk, *(r.pk for r in rest)], resource))
+    return out
+
+
 def consent_bundle(records, tree: PurposeTree | None = None) -> dict[str, Any]:
     """A searchset Bundle, as ``GET /fhir/Consent?patient=`` answers."""
-    tree = tree or PurposeTree.load()
-    entries = [{"fullUrl": f"Consent/{r.pk}", "resource": consent_resource(r, tree),
-                "search": {"mode": "match"}} for r in records]
+    entries = [{"fullUrl": f"Consent/{resource['id']}", "resource": resource,
+                "search": {"mode": "match"}}
+               for _, resource in consent_resources(records, tree)]
     return {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
             "entry": entries}
 

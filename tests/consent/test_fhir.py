@@ -160,6 +160,34 @@ def test_post_a_consent_with_nested_exceptions(staff, hospital):
     assert AuditEvent.objects.filter(action__startswith="consent.").count() == 3
 
 
+def test_nested_exceptions_are_exported_nested_and_round_trip(staff, hospital):
+    alice, _, studies = hospital
+    posted = consent(type="permit", purpose=PURPOSE, period={"start": "2026-01-01"},
+                     provision=[
+                         {"type": "deny", "code": [{"coding": [{
+                             "system": "http://dicom.nema.org/resources/ontology/DCM",
+                             "code": "MR"}]}]},
+                         {"type": "deny", "data": [{"meaning": "related", "reference": {
+                             "identifier": {"system": "urn:dicom:uid", "value":
+                                            f"urn:oid:{studies['a-ct'].study_uid}"}}}]}])
+    client = api_as(staff)
+    with transaction.atomic():
+        created = client.post("/api/v1/fhir/Consent", posted, format="json").json()
+        [resource] = [e["resource"] for e in created["entry"]]
+        nested = resource["provision"]["provision"]
+        assert [(p["type"], "code" in p, "data" in p) for p in nested] == \
+            [("deny", True, False), ("deny", False, True)]
+        # Reading an exception's record gives the Consent it came with.
+        exception_id = ConsentRecord.objects.filter(scope_kind="modality").get().pk
+        assert client.get(f"/api/v1/fhir/Consent/{exception_id}").json() == resource
+        exported = client.get("/api/v1/fhir/Consent", {"patient": alice.pk}).json()
+        transaction.set_rollback(True)
+    consent_fhir_import(document=exported, actor=STAFF)
+    again = client.get("/api/v1/fhir/Consent", {"patient": alice.pk}).json()
+    assert without_ids(again) == without_ids(exported)
+    assert ConsentRecord.objects.count() == 3
+
+
 def test_fhir_json_content_type_is_accepted(staff, hospital):
     response = api_as(staff).post(
         "/api/v1/fhir/Consent", json.dumps(consent(type="permit", purpose=PURPOSE)),
