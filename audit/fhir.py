@@ -11,7 +11,8 @@ DCM = "http://dicom.nema.org/resources/ontology/DCM"
 # FHIR AuditEvent.action: Create, Read, Update, Delete, Execute.
 ACTION_CODES = {"consent.recorded": "C", "consent.withdrawn": "C", "dicom.registered": "C",
                 "phi.viewed": "R", "phi.searched": "E", "consent.checked": "E",
-                "export.included": "R", "export.delivered": "R"}
+                "export.included": "R", "export.delivered": "R", "study.received": "C",
+                "export.sent": "R", "export.withheld": "E"}
 OUTCOME_CODES = {Outcome.SUCCESS: "0", Outcome.DENIED: "4", Outcome.FAILURE: "8"}
 
 

@@ -461,6 +461,32 @@ CONSENTRY_DEFAULT_MRN_ISSUER = env("CONSENTRY_DEFAULT_MRN_ISSUER", "LOCAL")
 # Folders with more files than this go to a Celery worker when one is configured.
 CONSENTRY_INGEST_BACKGROUND_THRESHOLD = int(env("CONSENTRY_INGEST_BACKGROUND_THRESHOLD", "500"))
 
+
+def env_map(name: str) -> dict[str, str]:
+    """``key=value,key=value`` (split at the last ``=``, so keys may hold colons)."""
+    pairs = (item.rpartition("=") for item in env_list(name))
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip()}
+
+
+# Beside a PACS and an EHR (README, "Beside a PACS and an EHR").
+# FHIR patient identifier systems and the MRN issuer each stands for, e.g.
+# "urn:oid:2.16.840.1.113883.19.5=HOSP" (urn:consentry:mrn:<issuer> is always understood).
+CONSENTRY_FHIR_MRN_SYSTEMS = env_map("CONSENTRY_FHIR_MRN_SYSTEMS")
+# The DICOM listener: its AE title, and the calling AE titles it accepts (empty: any).
+CONSENTRY_DICOM_AE_TITLE = env("CONSENTRY_DICOM_AE_TITLE", "CONSENTRY")
+CONSENTRY_DICOM_ALLOWED_AES = env_list("CONSENTRY_DICOM_ALLOWED_AES")
+# DICOMweb sources, "name=base URL"; credentials, when needed, as "name=user:password".
+CONSENTRY_DICOMWEB_SOURCES = env_map("CONSENTRY_DICOMWEB_SOURCES")
+CONSENTRY_DICOMWEB_CREDENTIALS = env_map("CONSENTRY_DICOMWEB_CREDENTIALS")
+# How often the periodic job polls DICOMweb sources (seconds; 0 turns it off).
+CONSENTRY_DICOMWEB_POLL_SECONDS = float(env("CONSENTRY_DICOMWEB_POLL_SECONDS", "900"))
+# Where datasets may be delivered, "name=dicom://AE@host:port" (C-STORE) or
+# "name=stow+http://host/dicom-web" (STOW-RS; stow+https for TLS).
+CONSENTRY_DESTINATIONS = env_map("CONSENTRY_DESTINATIONS")
+if CONSENTRY_DICOMWEB_SOURCES and CONSENTRY_DICOMWEB_POLL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["dicomweb-poll"] = {"task": "registry.tasks.poll_dicomweb",
+                                             "schedule": CONSENTRY_DICOMWEB_POLL_SECONDS}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

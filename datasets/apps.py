@@ -9,6 +9,7 @@ class DatasetsConfig(AppConfig):
 
     def ready(self) -> None:
         from consent.services import CONSENT_CHANGED
+        from datasets.delivery import DELIVERY_REQUESTED, delivery_give_up, delivery_run
         from datasets.exports import EXPORT_REQUESTED, export_give_up, export_job_handler
         from datasets.shards import EXPORT_HELP
         from datasets.withdrawals import (
@@ -23,6 +24,7 @@ class DatasetsConfig(AppConfig):
         register(EXPORT_HELP, export_job_handler, on_give_up=export_give_up)
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)
+        register(DELIVERY_REQUESTED, delivery_run, on_give_up=delivery_give_up)
         from datasets import vouched
 
         vouched.register()  # datasets are rows the ledger vouches for
@@ -40,3 +42,22 @@ def export_key_configured(app_configs, **kwargs):
                  "secret store and publish its public half (/exports/public-key/).",
             id="consentry.W002")]
     return []
+
+
+@checks.register()
+def destinations_well_formed(app_configs, **kwargs):
+    """A destination that cannot be parsed would fail only when a version is delivered."""
+    from django.core.exceptions import ValidationError
+
+    from datasets.delivery import destination_parse
+
+    errors = []
+    for name in sorted(settings.CONSENTRY_DESTINATIONS):
+        try:
+            destination_parse(name)
+        except ValidationError as exc:
+            errors.append(checks.Error(
+                f"CONSENTRY_DESTINATIONS: {'; '.join(exc.messages)}",
+                hint="Use name=dicom://AE@host:port or name=stow+https://host/dicom-web.",
+                id="consentry.E001"))
+    return errors

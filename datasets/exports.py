@@ -36,6 +36,7 @@ from datasets.approvals import approval_requested, ensure_may_run
 from datasets.burned_in import study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option
 from datasets.deid_write import open_source, write_deidentified
+from datasets.delivery import delivery_queue
 from datasets.fates import Fate, FateBatch, fates_record
 from datasets.manifest import MANIFEST_JSON, write_manifest
 from datasets.models import (
@@ -70,6 +71,7 @@ from datasets.shards import (
 from datasets.vouched import DATASET
 from datasets.withdrawals import version_withdrawals_notice
 from outbox.services import outbox_publish
+from registry.dicomweb import instance_files
 from registry.models import ImagingStudy, Instance
 
 EXPORT_REQUESTED = "datasets.export_requested"
@@ -283,8 +285,21 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
     if not decision.allowed and not log_only:
         return Fate(study, decision, included=False, reason=_consent_reason(decision))
     instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
+    # Instances known only by their PACS location are fetched for this study and deleted
+    # once it is written; a PACS that is down fails the shard's attempt (retried). A study
+    # refused consent (above) is never fetched: its pixels are not needed to leave it out.
+    with instance_files(instances) as files:
+        return _export_files(version, study, decision, context, staging, tree,
+                             instances, files)
+
+
+def _export_files(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
+                  context: DeidContext, staging: Path, tree: PurposeTree,
+                  instances: list[Instance], files: dict[int, str]) -> Fate:
+    dataset = version.dataset
+    log_only = dataset.enforcement == Enforcement.LOG_ONLY
     try:
-        headers = [_header(i.path) for i in instances]
+        headers = [_header(files[i.pk]) for i in instances]
     except (OSError, InvalidDicomError) as exc:
         return _unreadable(study, decision, exc)
     burned_in = [str(h.get("BurnedInAnnotation", "") or "").upper() for h in headers]
@@ -293,7 +308,7 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
                            redact_text=redact_text)
     check = None
     if not unsafe and needs_pixel_check(study, burned_in):
-        check = study_pixel_check([i.path for i in instances], redact_text=redact_text,
+        check = study_pixel_check([files[i.pk] for i in instances], redact_text=redact_text,
                                   header_says_text="YES" in burned_in)
         unsafe = check.refused
     if unsafe:
@@ -306,12 +321,13 @@ def _export_study(version: DatasetVersion, study: ImagingStudy, decision: Consen
     stamp = ConsentStamp("YES" if latest.allowed else "NO")
     size = 0
     for instance in instances:
+        source = files[instance.pk]
         try:
             _, written = write_deidentified(
-                instance.path, staging, context, consent=stamp,
-                boxes=check.boxes.get(instance.path) if check else None)
+                source, staging, context, consent=stamp,
+                boxes=check.boxes.get(source) if check else None)
         except (OSError, InvalidDicomError) as exc:
-            if isinstance(exc, OSError) and exc.filename != instance.path:
+            if isinstance(exc, OSError) and exc.filename != source:
                 raise  # the export directory, not the source: the job fails and retries
             shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
             return _unreadable(study, decision, exc)
@@ -359,6 +375,8 @@ def _publish(version: DatasetVersion, shard: ExportShard, actor: Actor, worker: 
                       legal_basis=dataset.legal_basis,
                       details={"version": version.number, "recipient": dataset.recipient,
                                "manifest_sha256": manifest_sha})
+        # Sending to the dataset's destination, if it has one, is queued with the commit.
+        delivery_queue(version=version)
 
 
 def _fail(version, actor, message, refused, decisions) -> None:

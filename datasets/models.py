@@ -173,6 +173,54 @@ class ExportShard(models.Model):
 
     def __str__(self) -> str:
         return f"shard {self.number} of {self.version_id} ({self.status})"
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed (retrying)"
+    GAVE_UP = "gave-up", "Failed (no more retries)"
+    WITHHELD = "withheld", "Withheld (consent withdrawn since the export)"
+
+
+class DatasetDestination(models.Model):
+    """Where a dataset's versions are sent besides (or instead of) the zip: a name from
+    CONSENTRY_DESTINATIONS (a DICOM node or a STOW-RS endpoint). Set by a service with its
+    ledger event; the address behind the name is configuration."""
+
+    dataset = models.OneToOneField(Dataset, on_delete=models.PROTECT,
+                                   related_name="destination")
+    name = models.CharField(max_length=64)
+    set_by = models.CharField(max_length=150)
+    set_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} -> {self.name}"
+
+
+class Delivery(models.Model):
+    """One included study of a version sent to the dataset's destination."""
+
+    version_study = models.ForeignKey(VersionStudy, on_delete=models.PROTECT,
+                                      related_name="deliveries")
+    destination = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices,
+                              default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    instances_sent = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["version_study", "destination"],
+                                    name="one_delivery_per_study_and_destination"),
+            models.CheckConstraint(condition=models.Q(status__in=[
+                "pending", "sent", "failed", "gave-up", "withheld"]),
+                name="delivery_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_study_id} -> {self.destination} ({self.status})"
 
 
 class Pseudonym(models.Model):

@@ -1,8 +1,8 @@
 """Reads shared by the steward's pages, the API and the manifest."""
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
-from datasets.models import DatasetVersion, VersionStatus, VersionStudy
+from datasets.models import DatasetVersion, Delivery, VersionStatus, VersionStudy
 
 
 def version_progress(version: DatasetVersion) -> dict:
@@ -21,3 +21,9 @@ def excluded_by_reason(version: DatasetVersion) -> dict[str, int]:
     counts = (VersionStudy.objects.filter(version=version, included=False)
               .values("reason").annotate(n=Count("pk")).order_by("-n", "reason"))
     return {row["reason"]: row["n"] for row in counts}
+
+
+def version_deliveries(version: DatasetVersion) -> QuerySet[Delivery]:
+    """What was sent to the dataset's destination, study by study (the version page)."""
+    return (Delivery.objects.filter(version_study__version=version)
+            .select_related("version_study__study").order_by("pk"))

@@ -177,7 +177,8 @@ def version_detail(request, version_id: int):
         "version": version, "dataset": version.dataset, "fates": fates,
         "fates_total": version.studies_done, "listing": listing,
         "excluded": selectors.excluded_by_reason(version).items(),
-        "notices": version.notices.prefetch_related("studies__version_study")})
+        "notices": version.notices.prefetch_related("studies__version_study"),
+        "deliveries": selectors.version_deliveries(version)})
 
 
 @steward_only

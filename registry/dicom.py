@@ -252,7 +252,15 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
 
 def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
                  ) -> DicomHeader:
-    meta = ds.file_meta
+    return header_from_dataset(ds, path=path, size=size, sha256=file_sha256(path),
+                               default_issuer=default_issuer)
+
+
+def header_from_dataset(ds: pydicom.Dataset, *, path: str, size: int, sha256: str,
+                        default_issuer: str) -> DicomHeader:
+    """The header of an already-read dataset: a file's, or a PACS's metadata (DICOMweb),
+    whose ``path`` is then its PACS location and whose size and sha256 are unknown."""
+    meta = getattr(ds, "file_meta", None) or pydicom.Dataset()
     if str(meta.get("MediaStorageSOPClassUID", "")) == MEDIA_STORAGE_DIRECTORY:
         raise DicomRejected("a DICOMDIR (media directory), not an image")
     sop_uid = _uid(ds, "SOPInstanceUID")
@@ -267,7 +275,7 @@ def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
     return DicomHeader(
         path=path,
         size=size,
-        sha256=file_sha256(path),
+        sha256=sha256,
         transfer_syntax_uid=str(meta.get("TransferSyntaxUID", ""))[:64],
         sop_class_uid=_text(ds, "SOPClassUID")[:64],
         sop_uid=sop_uid,

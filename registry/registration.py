@@ -204,7 +204,8 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
 
 
 def _known_or_conflict(header: DicomHeader, known_sha: str) -> FileOutcome:
-    if header.sha256 == known_sha:
+    # A PACS's metadata has no file to hash (sha256 ''): the SOPInstanceUID names it.
+    if header.sha256 == known_sha or not header.sha256:
         return FileOutcome(path=header.path, status=Status.KNOWN,
                            study_uid=header.study_uid, sop_uid=header.sop_uid)
     return FileOutcome(

@@ -99,3 +99,10 @@ def study_search(*, mrn: str = "", issuer: str = "", accession: str = "", study_
         studies = studies.filter(
             pk__in=Series.objects.filter(modality=modality.upper()).values("study_id"))
     return studies
+
+
+def patient_by_identifier(*, issuer: str, mrn: str) -> Patient | None:
+    """The registered patient with this MRN from this issuer, or None. The one place other
+    apps find a patient by MRN (FHIR Consent import), so how MRNs are stored can change
+    here alone."""
+    return Patient.objects.filter(issuer=issuer, mrn=mrn).first()

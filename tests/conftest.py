@@ -164,3 +164,30 @@ def restore_migration_data() -> None:
         Group.objects.get_or_create(name=role)
     seed = importlib.import_module("consent.migrations.0002_seed_purposes_and_guard_records")
     seed.seed(django_apps, None)
+
+
+@pytest.fixture(scope="session")
+def pacs(tmp_path_factory):
+    """The hospital's PACS: one real Orthanc (with DICOMweb) for the whole run."""
+    from tests.orthanc import orthanc_start
+
+    orthanc = orthanc_start(tmp_path_factory.mktemp("orthanc-pacs"), "HOSPITALPACS")
+    yield orthanc
+    orthanc.stop()
+
+
+@pytest.fixture(scope="session")
+def research_pacs(tmp_path_factory):
+    """A research group's PACS that datasets are delivered to: a second Orthanc."""
+    from tests.orthanc import orthanc_start
+
+    orthanc = orthanc_start(tmp_path_factory.mktemp("orthanc-research"), "RESEARCHPACS")
+    yield orthanc
+    orthanc.stop()
+
+
+@pytest.fixture
+def empty_pacs(pacs):
+    pacs.clear()
+    yield pacs
+    pacs.clear()

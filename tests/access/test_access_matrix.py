@@ -93,7 +93,8 @@ def world(db):
     return {"people": people, "tokens": tokens, "own_tokens": own_tokens,
             "ids": {"patient_id": alice.pk, "study_id": study.pk, "dataset_id": dataset.pk,
                     "version_id": version.pk, "export_id": version.pk, "event_id": event.pk,
-                    "notice_id": notice.pk, "form_id": record.form_id}}
+                    "notice_id": notice.pk, "form_id": record.form_id,
+                    "consent_id": record.pk}}
 
 
 def concrete(pattern: str, ids: dict) -> str:
