@@ -9,7 +9,14 @@ from datetime import date
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from registry.identifiers import MAX_TERM, accession_digest, blind, query_digests, search_term
+from registry.identifiers import (
+    MAX_TERM,
+    accession_digest,
+    blind,
+    mrn_digest,
+    query_digests,
+    search_term,
+)
 from registry.models import ImagingStudy, Patient, PatientSearchKey, Series
 
 
@@ -105,4 +112,4 @@ def patient_by_identifier(*, issuer: str, mrn: str) -> Patient | None:
     """The registered patient with this MRN from this issuer, or None. The one place other
     apps find a patient by MRN (FHIR Consent import), so how MRNs are stored can change
     here alone."""
-    return Patient.objects.filter(issuer=issuer, mrn=mrn).first()
+    return Patient.objects.filter(issuer=issuer, mrn_index=mrn_digest(mrn)).first()

@@ -15,6 +15,7 @@ from datasets.exports import export_run, version_dir
 from datasets.models import DatasetVersion, VersionStatus, VersionStudy
 from registry.demo import RECIPES, SyntheticPatient, write_study
 from registry.dicomweb import SourceUnavailable, dicomweb_poll, instance_files
+from registry.identifiers import mrn_digest
 from registry.models import ImagingStudy, Instance, Patient
 from tests.datasets.helpers import STEWARD, make_dataset
 from tests.orthanc import free_port
@@ -40,7 +41,7 @@ def pacs_hospital(empty_pacs, tmp_path, settings, db):
 
 
 def permit_ann():
-    consent_record(patient=Patient.objects.get(mrn="MRN-ANN"),
+    consent_record(patient=Patient.objects.get(mrn_index=mrn_digest("MRN-ANN")),
                    purpose=Purpose.objects.get(code="ai-training"), decision="permit",
                    actor=STEWARD, source="paper", form=current_form())
 
@@ -106,7 +107,7 @@ def test_an_export_fetches_pacs_studies_and_keeps_nothing_but_the_export(
     assert included == {"CR CHEST PA": True, "MR KNEE LEFT": True}
     written = list(version_dir(version).rglob("*.dcm"))
     assert len(written) == version.files_written == Instance.objects.filter(
-        series__study__patient__mrn="MRN-ANN").count()
+        series__study__patient__mrn_index=mrn_digest("MRN-ANN")).count()
     # Only the export's own files remain: the WADO-RS copies are gone.
     assert set(data_dir.rglob("*.dcm")) == set(written)
     call_command("verify_export", str(version_dir(version)))
@@ -123,8 +124,8 @@ def test_an_export_while_the_pacs_is_down_records_no_fate_and_can_resume(
         export_run(version_id=version.pk)
     # Ben's study (no consent) needs no file; no consented study was left out for it.
     assert not VersionStudy.objects.filter(version=version, included=True).exists()
-    assert not VersionStudy.objects.filter(version=version, study__patient__mrn="MRN-ANN"
-                                           ).exists()
+    assert not VersionStudy.objects.filter(
+        version=version, study__patient__mrn_index=mrn_digest("MRN-ANN")).exists()
     settings.CONSENTRY_DICOMWEB_SOURCES = {"pacs": pacs_hospital.dicomweb}
     version = export_run(version_id=version.pk)
     assert version.status == VersionStatus.COMPLETE
@@ -233,7 +234,7 @@ def test_a_withdrawal_after_the_export_withholds_the_study(
     from datasets.models import Delivery
 
     version = export_to("nobody-home", steward, django_capture_on_commit_callbacks)
-    consent_withdraw(patient=Patient.objects.get(mrn="MRN-ANN"),
+    consent_withdraw(patient=Patient.objects.get(mrn_index=mrn_digest("MRN-ANN")),
                      purpose=Purpose.objects.get(code="ai-training"), actor=STEWARD,
                      source="paper", form=current_form())
     delivery_run({"version_id": version.pk})
