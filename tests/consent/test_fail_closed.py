@@ -104,3 +104,19 @@ def test_decide_denies_when_the_records_table_cannot_be_read(staff):
         answer = decide(study, "education", at(1))
         raise _Undo
     assert answer.allowed is False and "could not be read" in answer.reason
+
+
+def test_a_patients_general_choice_ignores_narrower_scopes(db):
+    """decide_in_general answers for no study in particular: a body-part, modality or study
+    choice does not apply to it, only an all-studies one."""
+    from consent.engine import decide_in_general
+
+    patient = make_patient()
+    study = make_study(patient, ("MR", "HEAD"))
+    make_record(patient, "ai-training", "permit")
+    make_record(patient, "ai-training", "deny", scope_kind="body_part", scope_value="HEAD")
+    make_record(patient, "ai-training", "deny", scope_kind="modality", scope_value="MR")
+    make_record(patient, "ai-training", "deny", scope_kind="study", scope_value=study.study_uid)
+    general = decide_in_general(patient.pk, "ai-training", at(1))
+    assert general.allowed is True and len(general.record_ids) == 1
+    assert decide(study, "ai-training", at(1)).allowed is False
