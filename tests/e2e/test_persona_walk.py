@@ -94,7 +94,9 @@ def walk(browser, live_server, username: str, paths: list[str], *, patient: bool
                              if code in text]
             if shots:
                 name = path.strip("/").replace("/", "-") or "home"
-                shot(page, f"{shots}-{re.sub(r'[0-9]+', 'n', name)}-{width}")
+                # In a "walk" subfolder (ignored by git even under docs/screenshots): for
+                # looking at, not for the README.
+                shot(page, f"walk/{shots}-{re.sub(r'[0-9]+', 'n', name)}-{width}")
         context.close()
     return problems
 
