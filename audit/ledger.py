@@ -3,14 +3,17 @@
 Writing is two steps so that concurrent writers never queue on one row:
 
 1. ``record()`` inserts the event (with the sha256 digest of its canonical content) and a
-   ``PendingSeal`` row, inside the caller's transaction. No lock is taken.
-2. After that transaction commits, ``seal()`` takes a short lock, appends a ``ChainLink`` for
-   every pending event in commit-visible order, and empties the queue. One sealer does the
-   work for everybody waiting, so the lock is held for a few milliseconds per batch, not for
-   the length of any business transaction.
+   ``PendingSeal`` row carrying that digest, inside the caller's transaction. No lock is
+   taken.
+2. After that transaction commits, ``seal_soon()`` makes sure a sealer will run: a debounced
+   Celery wake-up when there is a broker, an inline seal in the embedded mode. ``seal()``
+   takes a short lock, appends a ``ChainLink`` for every pending event in commit-visible
+   order, and empties the queue. One sealer does the work for everybody waiting, so the lock
+   is held for a few milliseconds per batch, and never on a writer's path.
 
-``verify()`` streams the chain in position order and recomputes every hash; it names the
-first event whose content, link or position does not match.
+``verify()`` reads the chain in position ranges (in parallel processes for long chains),
+recomputes every digest, walks the links in order and names the first event whose content,
+link or position does not match.
 """
 
 from __future__ import annotations
