@@ -25,7 +25,7 @@ import pydicom
 # django.setup(). Modules that touch models (registry.registration, audit.ledger) are imported
 # inside the functions that use them.
 from benchmarks import Measurement, usable_cpus
-from consent import demo
+from registry import demo
 from registry.dicom import read_header
 
 # DESIGN.md: registration at >= 50% of pydicom's header-only read rate.
