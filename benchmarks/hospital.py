@@ -85,11 +85,23 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
         cursor.execute("SELECT COALESCE(MAX(id), 0) FROM registry_series")
         series_base = cursor.fetchone()[0]
 
+    from registry.identifiers import mrn_digest
+    from registry.models import ImagingStudy, Patient, age_on
+
+    # Identifiers are stored encrypted, as the services store them (Fernet per value), with
+    # the MRN's blind index; the age at each study is stored with the study.
+    encrypted = {name: Patient._meta.get_field(name).get_prep_value
+                 for name in ("mrn", "name", "birth_date")}
+
+    def born(p: int) -> date:
+        return date(1930, 1, 1) + timedelta(days=random.Random(seed * 7919 + p)
+                                            .randrange(0, 365 * 90))
+
     def patients():
         for p in range(1, n_patients + 1):
-            born = date(1930, 1, 1) + timedelta(days=rng.randrange(0, 365 * 90))
-            yield (patient_base + p, "BENCH", f"B{p:07d}", "", born.isoformat(),
-                   rng.choice("FM"), now)
+            mrn = f"B{p:07d}"
+            yield (patient_base + p, "BENCH", encrypted["mrn"](mrn), encrypted["name"](""),
+                   encrypted["birth_date"](born(p)), rng.choice("FM"), now, mrn_digest(mrn))
 
     def uid(study_id: int) -> str:
         return f"2.25.15{seed}{study_id:09d}"
@@ -108,7 +120,8 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
     def studies():
         for s in range(1, n_studies + 1):
             study_id, patient_id, chosen, on = study_plan(s)
-            yield (study_id, uid(study_id), patient_id, "", on.isoformat(), "",
+            yield (study_id, uid(study_id), patient_id, blank_accession, "", on.isoformat(),
+                   age_on(born(patient_id - patient_base), on), "",
                    "\\".join(dict.fromkeys(m for m, _ in chosen)),
                    "\\".join(dict.fromkeys(b for _, b in chosen if b)), len(chosen), 0, now)
 
@@ -159,9 +172,12 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
                 yield record(patient_id, "deny", "study", uid(study_base + p), days=1)
 
     _write(connection, "registry_patient",
-           ("id", "issuer", "mrn", "name", "birth_date", "sex", "created_at"), patients())
+           ("id", "issuer", "mrn", "name", "birth_date", "sex", "created_at", "mrn_index"),
+           patients())
+    blank_accession = ImagingStudy._meta.get_field("accession_number").get_prep_value("")
     _write(connection, "registry_imagingstudy",
-           ("id", "study_uid", "patient_id", "accession_number", "study_date", "description",
+           ("id", "study_uid", "patient_id", "accession_number", "accession_index",
+            "study_date", "patient_age", "description",
             "modalities", "body_parts", "series_count", "instance_count", "registered_at"),
            studies())
     _write(connection, "registry_series",

@@ -32,6 +32,7 @@ from registry.models import (
     Instance,
     Patient,
     Series,
+    age_on,
     search_keys_write,
 )
 from registry.vocabulary import anatomy_of
@@ -136,6 +137,7 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
                 study_uid=header.study_uid, patient=patient,
                 accession_number=header.accession_number, study_date=header.study_date,
                 description=header.study_description,
+                patient_age=age_on(patient.birth_date, header.study_date),
             )
         elif (study.patient.issuer, study.patient.mrn_index) != (
                 header.issuer, mrn_digest(header.patient_id)):
@@ -228,11 +230,11 @@ def _patients_for(headers: Iterable[DicomHeader]) -> dict[tuple[str, str], Patie
         wanted.setdefault((header.issuer, header.patient_id), header)
     patients: dict[tuple[str, str], Patient] = {}
     # Found by blind index (one index probe per issuer); the MRN is known from the digest,
-    # so nothing is decrypted.
+    # so only the birth date is decrypted (once a patient, for the new studies' ages).
     for issuer in {issuer for issuer, _ in wanted}:
         by_digest = {mrn_digest(mrn): mrn for i, mrn in wanted if i == issuer}
         for patient in Patient.objects.filter(issuer=issuer, mrn_index__in=by_digest).defer(
-                "mrn", "name", "birth_date"):
+                "mrn", "name"):
             patients[(patient.issuer, by_digest[patient.mrn_index])] = patient
     for (issuer, mrn), h in wanted.items():
         if (issuer, mrn) not in patients:
