@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from access.roles import Role, allowed_scopes, user_roles
 from consent.selectors import patients_for_user
@@ -14,6 +15,7 @@ def home(request):
                                          "can_hold_tokens": bool(allowed_scopes(request.user))})
 
 
+@require_safe  # a page to read: a POST to it is a mistake, not a form
 def help_page(request):
     """Open to everyone, signed in or not: what the portal is for and whom to ask."""
     return render(request, "help.html")

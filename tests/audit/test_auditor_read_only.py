@@ -82,15 +82,17 @@ def world(db, patient, staff, steward):
     uninvited = make_patient()
     token, _ = api_token_create(owner=staff, name="PACS", scopes=["consent:read"],
                                 actor=STEWARD)
-    dataset = make_dataset(steward)
+    dataset = make_dataset(steward, selection={"modality": "CT"})  # selects the study above
     version = DatasetVersion.objects.create(dataset=dataset, number=1, requested_by="t",
                                             status=VersionStatus.COMPLETE)
     notice = WithdrawalNotice.objects.create(version=version, cause="lapsed")
     event = AuditEvent.objects.order_by("pk").last()
     ids = {"patient_id": patient.pk, "study_id": study.pk, "event_id": event.pk,
            "token_id": token.pk, "object_id": record.pk, "dataset_id": dataset.pk,
-           "version_id": version.pk, "export_id": version.pk, "notice_id": notice.pk}
+           "version_id": version.pk, "export_id": version.pk, "notice_id": notice.pk,
+           "consent_id": record.pk}
     form = ConsentForm.objects.get(code="imaging-use", version=1)
+    ids["form_id"] = form.pk
     return {"ids": ids, "patient": patient, "uninvited": uninvited, "form": form,
             "staff": staff, "steward": steward, "dataset": dataset}
 
