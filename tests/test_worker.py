@@ -192,6 +192,7 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
     from consent.selectors import current_form
     from consent.services import consent_record
     from datasets.exports import dataset_create, export_request
+    from datasets.fates import BATCH_STUDIES
     from datasets.manifest import verify_manifest
     from datasets.models import DatasetVersion, VersionStatus, VersionStudy
     from datasets.selection import selected_studies
@@ -258,7 +259,9 @@ def test_an_export_killed_mid_run_is_never_complete_and_finishes_after_a_restart
 
     version.refresh_from_db()
     assert version.status == VersionStatus.RUNNING
-    assert version.studies_done == held_position > 0  # every study before it, none after
+    # None after it; every study before it but those of the batch not written yet (fates
+    # are written BATCH_STUDIES at a time, so a kill loses at most one unwritten batch).
+    assert held_position - BATCH_STUDIES < version.studies_done <= held_position
     assert not VersionStudy.objects.filter(version=version, study=held).exists()
     assert not (exports / "v1").exists()  # nothing partial in the published place
     assert (exports / "v1.partial").is_dir()

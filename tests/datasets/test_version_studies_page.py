@@ -2,6 +2,7 @@
 choices (never PHI) in the URL; unknown values fall back to the defaults."""
 
 import re
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
@@ -21,7 +22,9 @@ def version(steward, patient):
                                             studies_done=150)
     for n in range(150):
         study = make_study(patient, ("CT", "CHEST"))
-        ImagingStudy.objects.filter(pk=study.pk).update(accession_number=f"ACC{n:03d}")
+        # Dated in the opposite order to their numbers, so a sort by date is seen to work.
+        ImagingStudy.objects.filter(pk=study.pk).update(
+            accession_number=f"ACC{n:03d}", study_date=date(2025, 1, 1) + timedelta(days=149 - n))
         included = n % 3 != 0
         VersionStudy.objects.create(
             version=version, study=study, included=included, files=n % 7,
@@ -53,10 +56,10 @@ def test_filter_by_fate_and_reason(steward, version):
     assert "unsafe pixels</td>" not in no_consent
 
 
-def test_sort_by_accession(steward, version):
+def test_sort_by_study_date(steward, version):
     page = client_for(steward).get(reverse("dataset-version", args=[version.pk])
-                                   + "?sort=accession").content.decode()
-    assert listed(page)[:3] == ["ACC000", "ACC001", "ACC002"]
+                                   + "?sort=date").content.decode()
+    assert listed(page)[:3] == ["ACC149", "ACC148", "ACC147"]
 
 
 @pytest.mark.parametrize("query", ["?fate=nonsense", "?sort=drop+table", "?reason=x",

@@ -87,8 +87,8 @@ def test_the_recipients_confirmation_is_recorded_once_and_the_patient_reads_it(
     ann.user = make_user("ann", "patient")
     ann.save()
     mine = signed_in(ann.user).get(f"/portal/{ann.pk}/uses/").content.decode()
-    assert "was told to stop using and delete your scans" in mine
-    assert "confirmed it deleted your scans (email of 3 Dec 2026)" in mine
+    assert "was told to stop using your scans and delete them" in mine
+    assert "told us they deleted your scans (email of 3 Dec 2026)" in mine
 
 
 @pytest.mark.parametrize(("who", "how", "message"), [
