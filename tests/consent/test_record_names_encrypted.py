@@ -65,6 +65,13 @@ def assert_guarded(pk: int) -> None:
         ConsentRecord.objects.filter(pk=pk).delete()
     assert raw_names(pk) == before
     assert ConsentRecord.objects.get(pk=pk).decision == "deny"
+    if connection.vendor == "postgresql":
+        # Back to ENABLE ALWAYS, not plain ENABLE: a replica-mode session is refused too.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = "
+                           f"'{TABLE}'::regclass AND NOT tgisinternal ORDER BY tgname")
+            assert cursor.fetchall() == [(f"{TABLE}_append_only", "A"),
+                                         (f"{TABLE}_no_truncate", "A")]
 
 
 def plant_plaintext(pk: int) -> None:
