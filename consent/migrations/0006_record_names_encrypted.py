@@ -23,11 +23,16 @@ def encrypt_names(apps, schema_editor):
     connection = schema_editor.connection
     guards.install(connection, (TABLE,))
     ConsentRecord = apps.get_model("consent", "ConsentRecord")
-    records = list(ConsentRecord.objects.order_by("pk").only("pk", "proxy_name", "witness"))
+    last = 0
     with guards.updates_lifted(connection, TABLE):
-        # bulk_update writes each value through the field, which encrypts it.
-        ConsentRecord.objects.bulk_update(records, ["proxy_name", "witness"],
-                                          batch_size=BATCH)
+        while True:  # a batch at a time, not every record in memory at once
+            records = list(ConsentRecord.objects.filter(pk__gt=last).order_by("pk")
+                           .only("pk", "proxy_name", "witness")[:BATCH])
+            if not records:
+                return
+            # bulk_update writes each value through the field, which encrypts it.
+            ConsentRecord.objects.bulk_update(records, ["proxy_name", "witness"])
+            last = records[-1].pk
 
 
 class Migration(migrations.Migration):
