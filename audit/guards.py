@@ -7,8 +7,10 @@ refuses TRUNCATE. Only a table owner can still disable them, which is why the ch
 also checkpointed outside the database.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 # The ledger's tables, which never change once written. (PendingSeal is a queue and is
@@ -74,3 +76,36 @@ def uninstall(connection: BaseDatabaseWrapper,
             else:
                 cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
                 cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+
+
+@contextmanager
+def updates_lifted(connection: BaseDatabaseWrapper, table: str) -> Iterator[None]:
+    """Let rows of one guarded table be rewritten in place, inside the caller's transaction
+    only: for re-encrypting identifiers (a migration, ``rotate_identifier_keys``), never for
+    changing what a row says (its ledger digest still has to match).
+
+    The guard is lifted and restored within one savepoint: on PostgreSQL ``DISABLE TRIGGER``
+    and back to ``ENABLE ALWAYS`` (plain ``ENABLE`` would let replica sessions skip it); on
+    SQLite the UPDATE trigger is dropped and re-created exactly as ``install`` makes it. DDL
+    is transactional on both, so an error inside rolls the savepoint back with the trigger
+    in place, and no other session ever sees the table unguarded (PostgreSQL's ALTER TABLE
+    holds an exclusive lock on it until the commit)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("append-only guards are lifted only inside a transaction")
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # PostgreSQL refuses ALTER TABLE while the table has pending (deferred) foreign
+            # key checks, e.g. rows inserted earlier in this transaction: settle them now.
+            # They stay immediate for the rest of the transaction, which changes nothing
+            # for a rewrite that keeps every key.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
+        elif connection.vendor == "sqlite":
+            cursor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+        else:
+            raise NotImplementedError(f"no ledger guards for {connection.vendor}")
+        yield
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_append_only")
+        else:
+            cursor.execute(_sqlite_statements(table)[0])

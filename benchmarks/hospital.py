@@ -64,7 +64,7 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
 
     from django.db import connection
 
-    from consent.models import ConsentForm, Purpose
+    from consent.models import ConsentForm, ConsentRecord, Purpose
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -145,7 +145,8 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
             recorded = T0 + timedelta(days=days, minutes=counted["records"])
             expires = recorded + lasts if lasts else None
             return (patient_id, ai.pk, decision, kind, value, recorded, expires, recorded,
-                    "paper", "bench", "", "", "", form.pk, form.text_sha256, "", "")
+                    "paper", "bench", blank_name, "", blank_name, form.pk, form.text_sha256,
+                    "", "")
 
         for p in range(1, n_patients + 1):
             patient_id = patient_base + p
@@ -175,6 +176,8 @@ def load(*, scale: float = 1.0, seed: int = 15) -> Hospital:
            ("id", "issuer", "mrn", "name", "birth_date", "sex", "created_at", "mrn_index"),
            patients())
     blank_accession = ImagingStudy._meta.get_field("accession_number").get_prep_value("")
+    # Proxy and witness names are encrypted too: blank ones as one token, as for accessions.
+    blank_name = ConsentRecord._meta.get_field("proxy_name").get_prep_value("")
     _write(connection, "registry_imagingstudy",
            ("id", "study_uid", "patient_id", "accession_number", "accession_index",
             "study_date", "patient_age", "description",

@@ -30,7 +30,9 @@ def consent_recorded(*, actor: Actor, record: Any, withdrawal: bool) -> dict[str
             "form_version": record.form.version,
             "text_sha256": record.text_sha256,
             "proxy": record.proxy_relationship if record.proxy_name else None,
-            "witness": record.witness or None,
+            # Whether a witness signed, not who: the name is encrypted on the record, and
+            # the ledger (append-only, kept for ever) must not hold it in clear.
+            "witnessed": bool(record.witness),
             "scanned_form_sha256": record.attachment_sha256 or None,
         }, vouch(table=vouched.RECORD, row=record)),
     )

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from registry import vocabulary
+from registry.identifiers import IdentifierCharField
 from registry.models import Patient
 
 
@@ -100,10 +101,12 @@ class ConsentRecord(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
     recorded_by_label = models.CharField(max_length=150)
-    # Who made the choice: the patient, or a guardian or proxy named here.
-    proxy_name = models.CharField(max_length=200, blank=True)
+    # Who made the choice: the patient, or a guardian or proxy named here. The names of the
+    # proxy and the witness are direct identifiers of people: encrypted at rest (README,
+    # "Identifiers at rest"); the relationship ("parent") is not.
+    proxy_name = IdentifierCharField(max_length=200, blank=True)
     proxy_relationship = models.CharField(max_length=64, blank=True)
-    witness = models.CharField(max_length=200, blank=True)
+    witness = IdentifierCharField(max_length=200, blank=True)
     form = models.ForeignKey(ConsentForm, on_delete=models.PROTECT, related_name="+")
     text_sha256 = models.CharField(max_length=64)
     # A scanned paper form, stored under the data directory by its sha256.

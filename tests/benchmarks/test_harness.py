@@ -5,6 +5,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from benchmarks import Measurement, hospital
 from benchmarks import __main__ as bench
@@ -53,6 +54,13 @@ def test_the_gate_gives_the_python_rules_answers_over_the_generated_hospital(db)
     assert ConsentRecord.objects.filter(patient__issuer="BENCH").values(
         "patient").distinct().count() < made.patients / 2
     assert ConsentRecord.objects.filter(expires_at__isnull=False).exists()
+    # Names stored as the services store them: encrypted (a token), reading back blank.
+    some = ConsentRecord.objects.filter(patient__issuer="BENCH").first()
+    assert (some.proxy_name, some.witness) == ("", "")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proxy_name, witness FROM consent_consentrecord WHERE id = %s",
+                       [some.pk])
+        assert all(value.startswith("gAAAAA") for value in cursor.fetchone())
     tree = PurposeTree.load()
     now = datetime(2026, 6, 1, tzinfo=UTC)
     by_id = {s.pk: s for s in studies}

@@ -255,7 +255,7 @@ def test_key_rotation_re_encrypts_keeps_search_working_and_the_ledger_intact(
         # Before the rows are rewritten, the old digests no longer match the new index key.
         assert not list(patient_search(query="Taylor Dunmere"))
         call_command("rotate_identifier_keys")
-        assert "Re-encrypted 1 patients, 1 studies and 1 invitations" in \
+        assert "Re-encrypted 1 patients, 1 studies, 1 invitations and 1 consent records" in \
             capsys.readouterr().out
     row = raw_row("registry_patient", taylor.pk)
     with pytest.raises(InvalidToken):
