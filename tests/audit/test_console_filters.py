@@ -144,3 +144,10 @@ def test_a_dataset_not_in_the_list_is_refused_plainly_and_nothing_is_searched(
     # The last good search (none: all events) is what the page lists, not an empty result.
     assert rows(client.get(reverse("audit-events")).content.decode()) == \
         AuditEvent.objects.count()
+
+
+def test_an_events_page_names_its_dataset(auditor, two_datasets):
+    chest, _ = two_datasets
+    event = AuditEvent.objects.filter(dataset_ref=str(chest.pk)).first()
+    page = client_for(auditor).get(reverse("audit-event", args=[event.pk])).content.decode()
+    assert f"<dt>Dataset</dt><dd>Chest AI (#{chest.pk})</dd>" in page
