@@ -28,10 +28,16 @@ $(AXE): tests/e2e/package-lock.json
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py demo --patients 20
+	@# 60 patients (about 150 studies): enough for the export's progress to be seen, still a
+	@# start-up well under a minute.
+	$(PY) manage.py demo --patients 60
 	$(PY) manage.py demo_exports
 	@echo "Serving the demo on http://127.0.0.1:8000 (Ctrl-C stops it)"
-	$(PY) manage.py runserver 127.0.0.1:8000
+	@# Long jobs (the export) go to a worker beside the web process, so their pages show
+	@# progress while they run; the worker stops with the server.
+	CONSENTRY_TASKS_INLINE=false $(PY) manage.py embedded_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	CONSENTRY_TASKS_INLINE=false $(PY) manage.py runserver 127.0.0.1:8000
 
 # Identifier keys for a PostgreSQL test run only (production mode refuses to start without
 # them); never use these anywhere else.

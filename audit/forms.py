@@ -45,6 +45,19 @@ def purpose_choices() -> list[tuple[str, str]]:
     return [("", "any"), *((c, c) for c in codes)]
 
 
+def dataset_choices() -> list[tuple[str, str]]:
+    """Each dataset the ledger mentions, by its name (two datasets may share a name, so
+    its number follows), sorted by name; one whose row is gone is named by its number."""
+    from audit.registry import dataset_labels
+
+    refs = list(AuditEvent.objects.exclude(dataset_ref="").order_by()
+                .values_list("dataset_ref", flat=True).distinct())
+    names = dataset_labels(refs)
+    labelled = [(ref, f"{names[ref]} (#{ref})" if ref in names else f"Dataset #{ref}")
+                for ref in refs]
+    return [("", "any"), *sorted(labelled, key=lambda c: (c[1].casefold(), c[0]))]
+
+
 class EventSearchForm(forms.Form):
     since, until = _dates()
     actor = forms.CharField(max_length=150, required=False)
@@ -52,7 +65,8 @@ class EventSearchForm(forms.Form):
     outcome = forms.ChoiceField(choices=[("", "any"), *Outcome.choices], required=False)
     patient_mrn = forms.CharField(max_length=64, required=False, label="Patient MRN")
     study_uid = forms.CharField(max_length=64, required=False, label="StudyInstanceUID")
-    dataset = forms.CharField(max_length=64, required=False)
+    dataset = forms.ChoiceField(required=False, error_messages={
+        "invalid_choice": "No event mentions this dataset. Choose one from the list."})
     purpose = forms.ChoiceField(required=False)
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
@@ -60,6 +74,7 @@ class EventSearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = action_choices()
         self.fields["purpose"].choices = purpose_choices()
+        self.fields["dataset"].choices = dataset_choices()
 
     def clean_patient_mrn(self) -> str:
         return self.cleaned_data["patient_mrn"].strip()

@@ -1,6 +1,7 @@
 """How the ledger learns what higher layers know without importing them: the registry
-registers a patient resolver (MRN -> patient references) and access registers who may read
-the auditor console, each when its app starts, the way outbox handlers are."""
+registers a patient resolver (MRN -> patient references), datasets registers dataset names
+and access registers who may read the auditor console, each when its app starts, the way
+outbox handlers are."""
 
 from collections.abc import Callable
 from typing import Any
@@ -8,10 +9,12 @@ from typing import Any
 PatientResolver = Callable[[str], list[str]]
 PatientLabeler = Callable[[list[str]], dict[str, str]]
 AuditorCheck = Callable[[Any], bool]
+DatasetLabeler = Callable[[list[str]], dict[str, str]]
 
 _resolver: PatientResolver | None = None
 _labeler: PatientLabeler | None = None
 _auditor_check: AuditorCheck | None = None
+_dataset_labeler: DatasetLabeler | None = None
 
 
 def register_patients(*, resolver: PatientResolver, labeler: PatientLabeler) -> None:
@@ -25,6 +28,17 @@ def patient_refs_for_mrn(mrn: str) -> list[str]:
 
 def patient_labels(refs: list[str]) -> dict[str, str]:
     return _labeler(refs) if _labeler and refs else {}
+
+
+def register_datasets(*, labeler: DatasetLabeler) -> None:
+    global _dataset_labeler
+    _dataset_labeler = labeler
+
+
+def dataset_labels(refs: list[str]) -> dict[str, str]:
+    """Dataset references -> their names; a reference with no dataset (or no labeler
+    registered) is simply missing, and the caller names it by its number."""
+    return _dataset_labeler(refs) if _dataset_labeler and refs else {}
 
 
 def register_auditor_check(check: AuditorCheck) -> None:

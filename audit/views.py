@@ -18,7 +18,7 @@ from audit.csv_safety import SafeCsvWriter
 from audit.fhir import audit_bundle
 from audit.forms import DisclosureForm, EventSearchForm, ExportForm
 from audit.models import AuditEvent, VerificationRun
-from audit.registry import is_auditor, patient_labels
+from audit.registry import dataset_labels, is_auditor, patient_labels
 from audit.verification import verification_run
 
 
@@ -103,7 +103,8 @@ def event_detail(request, event_id: int):
     return render(request, "audit/event.html", {
         "event": event, "link": link,
         "details_json": json.dumps(event.details, indent=2, sort_keys=True, ensure_ascii=False),
-        "patient": patient_labels([event.patient_ref]).get(event.patient_ref, "")})
+        "patient": patient_labels([event.patient_ref]).get(event.patient_ref, ""),
+        "dataset": dataset_labels([event.dataset_ref]).get(event.dataset_ref, "")})
 
 
 CSV_FIELDS = ("id", "occurred_at", "action", "event_code", "outcome", "actor_label",

@@ -6,34 +6,37 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
+# Marks the labels for makemessages; base.html translates them when it shows them.
+from django.utils.translation import gettext_noop as N_
+
 from access.roles import Role, allowed_scopes, user_roles
 
 
 def _sections(request: HttpRequest) -> list[tuple[str, str]]:
     user = request.user
     if not user.is_authenticated:
-        return [("Help", reverse("help"))]
+        return [(N_("Help"), reverse("help"))]
     roles = user_roles(user)
     sections: list[tuple[str, str]] = []
     if Role.PATIENT in roles:
-        sections.append(("My choices", reverse("portal")))
+        sections.append((N_("My choices"), reverse("portal")))
     if Role.STAFF in roles:
-        sections.append(("Desk", reverse("desk")))
+        sections.append((N_("Desk"), reverse("desk")))
     if Role.STEWARD in roles:
-        sections.append(("Datasets", reverse("datasets")))
+        sections.append((N_("Datasets"), reverse("datasets")))
     if Role.PRIVACY_OFFICER in roles:
-        sections.append(("Approvals", reverse("dataset-approvals")))
+        sections.append((N_("Approvals"), reverse("dataset-approvals")))
     if Role.AUDITOR in roles:
-        sections.append(("Auditor", reverse("audit-dashboard")))
+        sections.append((N_("Auditor"), reverse("audit-dashboard")))
     if allowed_scopes(user):
-        sections.append(("API tokens", reverse("tokens")))
+        sections.append((N_("API tokens"), reverse("tokens")))
     if user.is_superuser:
-        sections.append(("All tokens", reverse("tokens-all")))
+        sections.append((N_("All tokens"), reverse("tokens-all")))
     if user.is_staff:
-        sections.append(("Administration", reverse("admin:index")))
+        sections.append((N_("Administration"), reverse("admin:index")))
     if roles - {Role.PATIENT} or user.is_superuser:
-        sections.append(("API docs", reverse("api-docs")))
-    sections.append(("Help", reverse("help")))
+        sections.append((N_("API docs"), reverse("api-docs")))
+    sections.append((N_("Help"), reverse("help")))
     return sections
 
 

@@ -426,7 +426,11 @@ OUTBOX_LEASE_SECONDS = int(env("OUTBOX_LEASE_SECONDS", "1800"))
 # a killed worker's shard is taken over after at most one lease.
 EXPORT_SHARD_STUDIES = int(env("EXPORT_SHARD_STUDIES", "20"))
 EXPORT_SHARD_LEASE_SECONDS = int(env("EXPORT_SHARD_LEASE_SECONDS", "300"))
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# With no broker, tasks run inline unless CONSENTRY_TASKS_INLINE=false: then they wait in
+# the database (the outbox) for `manage.py embedded_worker`, a second process, so a page can
+# show a long job's progress while it runs (`make demo` does this for its export).
+TASKS_INLINE = env_bool("CONSENTRY_TASKS_INLINE", True)
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL and TASKS_INLINE
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

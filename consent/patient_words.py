@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.translation import gettext as _
+
 from audit.models import AuditEvent
 from consent.engine import ConsentDecision, PurposeTree
 from consent.models import ConsentRecord, Purpose
@@ -80,7 +82,7 @@ def uses_in_words(patient: Patient, events: list[AuditEvent]) -> list[Use]:
                 "export.delivered": "sent"}.get(event.action, "shared")
         lines.append(Use(
             when=event.occurred_at, kind=kind, scan=scan,
-            recipient=details.get("recipient") or "a research team at the hospital",
+            recipient=details.get("recipient") or _("a research team at the hospital"),
             purpose=purpose,
             without_consent=event.legal_basis if event.action == "export.violation" else "",
             how=details.get("how", "") if kind == "deleted" else

@@ -25,9 +25,20 @@ class DatasetsConfig(AppConfig):
         register(CONSENT_CHANGED, consent_changed_handler)
         register(NOTICE_EMAIL, notice_email_send)
         register(DELIVERY_REQUESTED, delivery_run, on_give_up=delivery_give_up)
+        from audit.registry import register_datasets
         from datasets import vouched
 
         vouched.register()  # datasets are rows the ledger vouches for
+        # The auditor picks a dataset by name; audit cannot import datasets (layers).
+        register_datasets(labeler=_dataset_labels)
+
+
+def _dataset_labels(refs: list[str]) -> dict[str, str]:
+    from datasets.models import Dataset
+
+    ids = [int(r) for r in refs if r.isdigit()]
+    return {str(pk): name for pk, name in
+            Dataset.objects.filter(pk__in=ids).values_list("pk", "name")}
 
 
 @checks.register(checks.Tags.security, deploy=True)

@@ -94,6 +94,15 @@ def outbox_deliver(*, message_id: int) -> bool:
     return True
 
 
+def outbox_due(*, limit: int = 100) -> list[int]:
+    """Pending messages no worker holds, oldest first: what a worker polling the database
+    (the embedded mode, no broker) should deliver next."""
+    now = timezone.now()
+    lease_over = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    return list(OutboxMessage.objects.filter(lease_over, status=MessageStatus.PENDING)
+                .order_by("pk").values_list("pk", flat=True)[:limit])
+
+
 def outbox_sweep(*, older_than: timedelta = timedelta(seconds=30)) -> int:
     """Re-send pending messages whose wake-up was lost or whose worker died."""
     from outbox.tasks import deliver

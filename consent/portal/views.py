@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from access.roles import Role
@@ -111,20 +113,21 @@ def change(request, patient_id: int):
         return redirect("portal-choices", patient_id=patient.pk)
     form = ChoiceChangeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "That change could not be understood; nothing was changed.")
+        messages.error(request, _("That change could not be understood; nothing was changed."))
         return redirect("portal-choices", patient_id=patient.pk)
     data = form.cleaned_data
     try:
         purpose = PurposeTree.load().get(data["purpose"])
     except LookupError:
-        messages.error(request, "Unknown purpose; nothing was changed.")
+        messages.error(request, _("Unknown purpose; nothing was changed."))
         return redirect("portal-choices", patient_id=patient.pk)
     try:
         # The stored form (a vocabulary code), so the confirmation shows what will be kept.
         scope_value = normalise_scope(patient=patient, scope_kind=data["scope_kind"],
                                       scope_value=data["scope_value"])
     except ValidationError as exc:
-        messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
+        messages.error(request, _("Nothing was changed: %(why)s")
+                       % {"why": "; ".join(exc.messages)})
         return redirect("portal-choices", patient_id=patient.pk)
     scope_label = _scope_label(patient, data["scope_kind"], scope_value)
     if request.POST.get("confirmed") != "yes":
@@ -142,15 +145,19 @@ def change(request, patient_id: int):
             form=selectors.current_form(), scope_kind=data["scope_kind"],
             scope_value=scope_value, **_proxy(request, patient))
     except ValidationError as exc:
-        messages.error(request, "Nothing was changed: " + "; ".join(exc.messages))
+        messages.error(request, _("Nothing was changed: %(why)s")
+                       % {"why": "; ".join(exc.messages)})
         return redirect("portal-choices", patient_id=patient.pk)
-    answer = "Yes" if data["decision"] == "permit" else "No"
-    # Saved means committed; telling dataset holders runs after (through the outbox), so
-    # the page promises it without waiting for it.
-    told = (" Anyone already holding these scans for this use will be told; that may take "
-            "a few minutes." if data["decision"] == "deny" else "")
-    messages.success(request, f"Saved: “{answer}” to {mid_sentence(purpose.name)} for "
-                              f"{scope_label}.{told} You can change this at any time.")
+    words = {"use": mid_sentence(purpose.name), "scope": scope_label}
+    if data["decision"] == "permit":
+        saved = _("Saved: “Yes” to %(use)s for %(scope)s.") % words
+    else:
+        # Saved means committed; telling dataset holders runs after (through the outbox),
+        # so the page promises it without waiting for it.
+        saved = (_("Saved: “No” to %(use)s for %(scope)s.") % words + " "
+                 + _("Anyone already holding these scans for this use will be told; that may "
+                     "take a few minutes."))
+    messages.success(request, saved + " " + _("You can change this at any time."))
     return redirect("portal-choices", patient_id=patient.pk)
 
 
@@ -158,9 +165,12 @@ def _scope_label(patient, kind: str, value: str) -> str:
     if kind == ScopeKind.STUDY:
         study = patient.studies.filter(study_uid=value).first()
         if study is None:
-            return "one scan"
-        when = f" of {written_date(study.study_date)}" if study.study_date else ""
-        return your_scope(kind, value, scan_name(study.description, study.modalities)) + when
+            return _("one scan")
+        scope = your_scope(kind, value, scan_name(study.description, study.modalities))
+        if study.study_date:
+            return _("%(scope)s of %(date)s") % {"scope": scope,
+                                                 "date": written_date(study.study_date)}
+        return scope
     return your_scope(kind, value)
 
 
@@ -172,8 +182,10 @@ def reaffirm(request, patient_id: int):
     kept = consent_reaffirm(patient=patient, form=selectors.current_form(),
                             source=Source.PORTAL, actor=_patient_actor(request),
                             **_proxy(request, patient))
-    messages.success(request, f"Thank you. Your {len(kept)} choices are kept under the new "
-                              "text.")
+    messages.success(request, ngettext(
+        "Thank you. Your %(count)d choice is kept under the new text.",
+        "Thank you. Your %(count)d choices are kept under the new text.", len(kept))
+        % {"count": len(kept)})
     return redirect("portal-choices", patient_id=patient.pk)
 
 

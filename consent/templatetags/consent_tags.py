@@ -1,7 +1,7 @@
 from django import template
 
 from consent.engine import scope_words as _scope_words
-from consent.wording import mid_sentence, written_date
+from consent.wording import image_count, mid_sentence, written_date
 from consent.wording import scan_name as _scan_name
 
 register = template.Library()
@@ -26,6 +26,7 @@ def scope_words(record) -> str:
 
 
 register.filter("written_date", written_date)
+register.filter("image_count", image_count)
 
 
 @register.filter

@@ -103,3 +103,51 @@ def test_disclosures_csv_names_consent_as_the_legal_basis_like_the_page(auditor,
     response = client.post(reverse("audit-disclosures"), {"mrn": "mrn-case-7", "format": "csv"})
     table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [r["legal_basis"] for r in table] == ["consent"]
+
+
+@pytest.fixture
+def two_datasets(steward, ledger_day):
+    from tests.datasets.helpers import make_dataset
+
+    chest = make_dataset(steward, name="Chest AI")
+    knee = make_dataset(steward, name="knee study")
+    return chest, knee
+
+
+def test_a_dataset_is_chosen_by_name_from_the_list(auditor, two_datasets):
+    """Reproduction: the Dataset filter took a numeric id the auditor had to know."""
+    chest, knee = two_datasets
+    client = client_for(auditor)
+    page = client.get(reverse("audit-events")).content.decode()
+    chest_option = f'<option value="{chest.pk}">Chest AI (#{chest.pk})</option>'
+    knee_option = f'<option value="{knee.pk}">knee study (#{knee.pk})</option>'
+    assert chest_option in page and knee_option in page
+    assert page.index(chest_option) < page.index(knee_option)  # by name, any case
+    found = search(client, dataset=str(chest.pk))
+    assert rows(found) == AuditEvent.objects.filter(dataset_ref=str(chest.pk)).count() >= 1
+    assert "knee study" not in found.split("<tbody>")[1]
+
+
+def test_a_dataset_whose_row_is_gone_is_still_listed_by_number(auditor, ledger_day):
+    ledger.record(action="dataset.created", actor=Actor(label="stella"), dataset_ref="991")
+    page = client_for(auditor).get(reverse("audit-events")).content.decode()
+    assert '<option value="991">Dataset #991</option>' in page
+
+
+@pytest.mark.parametrize("typed", ["999999", "Chest AI", "1 OR 1=1"])
+def test_a_dataset_not_in_the_list_is_refused_plainly_and_nothing_is_searched(
+        auditor, two_datasets, typed):
+    client = client_for(auditor)
+    page = client.post(reverse("audit-events"), {"dataset": typed}).content.decode()
+    assert "No event mentions this dataset. Choose one from the list." in page
+    assert 'class="errorlist"' in page
+    # The last good search (none: all events) is what the page lists, not an empty result.
+    assert rows(client.get(reverse("audit-events")).content.decode()) == \
+        AuditEvent.objects.count()
+
+
+def test_an_events_page_names_its_dataset(auditor, two_datasets):
+    chest, _ = two_datasets
+    event = AuditEvent.objects.filter(dataset_ref=str(chest.pk)).first()
+    page = client_for(auditor).get(reverse("audit-event", args=[event.pk])).content.decode()
+    assert f"<dt>Dataset</dt><dd>Chest AI (#{chest.pk})</dd>" in page
