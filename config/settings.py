@@ -222,7 +222,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.ConsentryRedisCache",
             "LOCATION": REDIS_URL,
         }
     }
@@ -267,8 +267,8 @@ CONSENTRY_RATES = {
     "api": env("RATE_API", "12000/m"),  # per token or person: 200/s, the design's load
 }
 SILENCED_SYSTEM_CHECKS = [
-    # Django's own RedisCache is shared and increments atomically; django-ratelimit lists
-    # only django-redis by name.
+    # Our cache is Django's RedisCache (config/cache.py): shared, with atomic increments;
+    # django-ratelimit lists only django-redis by name.
     "django_ratelimit.W001",
 ]
 if not REDIS_URL:

@@ -57,7 +57,7 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.postgresql", "hospital", "redis://127.0.0.1:6379/3", "False",
-        "django.core.cache.backends.redis.RedisCache"]
+        "config.cache.ConsentryRedisCache"]
 
 
 def production_env(tmp_path) -> dict[str, str]:
