@@ -1,5 +1,6 @@
 """Small builders for consent tests: studies with series, records at chosen times."""
 
+import uuid
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -66,3 +67,42 @@ def today() -> float:
     from django.utils import timezone
 
     return (timezone.now() - at(0)).total_seconds() / 86400
+
+
+def make_world(parents: list[int | None], policies: list[str], n_patients: int,
+               study_specs: list, *, prefix: str, keep_modality_case: bool = False,
+               ) -> tuple[list[Purpose], list[Patient], list[ImagingStudy]]:
+    """A generated world's purpose tree, patients and studies (the property tests' shape):
+    purpose i's parent is ``parents[i]`` (an earlier purpose, or None); each study spec is
+    (patient index, [(modality, body part, description), ...]). ``keep_modality_case``
+    stores each modality as given, as some files carry it, instead of upper-cased."""
+    tag = uuid.uuid4().hex[:8]
+    purposes: list[Purpose] = []
+    for i, (parent, policy) in enumerate(zip(parents, policies, strict=True)):
+        purposes.append(Purpose.objects.create(
+            code=f"{prefix}{i}-{tag}", name=f"Purpose {i}", description="test",
+            parent=purposes[parent] if parent is not None else None, default_policy=policy))
+    patients = [Patient.objects.create(issuer=tag, mrn=str(i)) for i in range(n_patients)]
+    studies = []
+    for n, (patient_index, series) in enumerate(study_specs):
+        study = ImagingStudy.objects.create(study_uid=f"2.25.{int(tag, 16)}.{n}",
+                                            patient=patients[patient_index])
+        for m, (modality, body_part, description) in enumerate(series):
+            made = make_series(study, f"{study.study_uid}.{m}", modality, body_part,
+                               description=description)
+            if keep_modality_case:
+                Series.objects.filter(pk=made.pk).update(modality=modality)
+        studies.append(study)
+    return purposes, patients, studies
+
+
+def make_timed_record(*, patient: Patient, purpose: Purpose, decision: str, scope_kind: str,
+                      scope_value: str, recorded: datetime, effective: datetime,
+                      expires: datetime | None) -> ConsentRecord:
+    """A record at exact instants (the services always use now)."""
+    consent_form = form()
+    return ConsentRecord.objects.create(
+        patient=patient, purpose=purpose, decision=decision, scope_kind=scope_kind,
+        scope_value=scope_value, recorded_at=recorded, effective_from=effective,
+        expires_at=expires, source="staff", recorded_by_label="test", form=consent_form,
+        text_sha256=consent_form.text_sha256)

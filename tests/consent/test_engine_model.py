@@ -10,7 +10,6 @@ records may be back-dated (effective before they were recorded) or dated in the 
 several records of one scope may be recorded at the same instant; modalities are stored in
 mixed case; scopes name regions, X-ray groups and studies; anatomy may be unknown."""
 
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -18,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.engine import PurposeTree, decide, decide_many
-from consent.models import ConsentForm, ConsentRecord, Purpose
+from consent.models import ConsentRecord, Purpose
 from consent.services import normalise_scope
-from registry.models import ImagingStudy, Patient, Series
+from registry.models import ImagingStudy, Series
 from tests.consent import model_rule
-from tests.consent.factories import make_series
+from tests.consent.factories import make_timed_record, make_world
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MODALITIES = ["CT", "ct", "Mr", "MR", "CR", "dx", "US", "RG"]
@@ -80,23 +79,8 @@ def worlds(draw):
 
 def build(world):
     parents, policies, n_patients, study_specs, record_specs, _ = world
-    tag = uuid.uuid4().hex[:8]
-    purposes = []
-    for i, (parent, policy) in enumerate(zip(parents, policies, strict=True)):
-        purposes.append(Purpose.objects.create(
-            code=f"m{i}-{tag}", name=f"Purpose {i}", description="test",
-            parent=purposes[parent] if parent is not None else None, default_policy=policy))
-    patients = [Patient.objects.create(issuer=tag, mrn=str(i)) for i in range(n_patients)]
-    studies = []
-    for n, (patient_index, series) in enumerate(study_specs):
-        study = ImagingStudy.objects.create(study_uid=f"2.25.{int(tag, 16)}.{n}",
-                                            patient=patients[patient_index])
-        for m, (modality, body_part, description) in enumerate(series):
-            Series.objects.filter(pk=make_series(
-                study, f"{study.study_uid}.{m}", modality, body_part,
-                description=description).pk).update(modality=modality)  # keep its case
-        studies.append(study)
-    form = ConsentForm.objects.get(code="imaging-use", version=1)
+    purposes, patients, studies = make_world(parents, policies, n_patients, study_specs,
+                                             prefix="m", keep_modality_case=True)
     records = []
     for spec in record_specs:
         kind, value = spec["scope"]
@@ -107,13 +91,10 @@ def build(world):
         value = normalise_scope(patient=patient, scope_kind=kind, scope_value=value)
         recorded = T0 + timedelta(hours=6 * spec["recorded"])
         effective = recorded + spec["delay"]
-        records.append(ConsentRecord.objects.create(
-            patient=patient, purpose=purposes[spec["purpose"]],
-            decision=spec["decision"], scope_kind=kind, scope_value=value,
-            recorded_at=recorded, effective_from=effective,
-            expires_at=effective + spec["lasts"] if spec["lasts"] else None,
-            source="staff", recorded_by_label="test", form=form,
-            text_sha256=form.text_sha256))
+        records.append(make_timed_record(
+            patient=patient, purpose=purposes[spec["purpose"]], decision=spec["decision"],
+            scope_kind=kind, scope_value=value, recorded=recorded, effective=effective,
+            expires=effective + spec["lasts"] if spec["lasts"] else None))
     return purposes, studies, records
 
 

@@ -3,17 +3,15 @@ purpose trees, records, studies and moments: moments in any time zone, scope val
 in any case or as aliases (canonicalised by the service's normalise_scope), series whose
 anatomy is a region, spans regions, is read from a description or is unknown."""
 
-import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.engine import PurposeTree, decide, decide_many
-from consent.models import ConsentForm, ConsentRecord, Purpose
 from consent.services import normalise_scope
-from registry.models import ImagingStudy, Patient
-from tests.consent.factories import make_series
+from registry.models import ImagingStudy
+from tests.consent.factories import make_timed_record, make_world
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MODALITIES = ["CT", "MR", "US", "CR", "DX", "ct", "mr"]
@@ -67,38 +65,21 @@ def worlds(draw):
 
 def build(world):
     parents, policies, n_patients, study_specs, record_specs, _ = world
-    tag = uuid.uuid4().hex[:8]
-    purposes = []
-    for i, (parent, policy) in enumerate(zip(parents, policies, strict=True)):
-        purposes.append(Purpose.objects.create(
-            code=f"p{i}-{tag}", name=f"Purpose {i}", description="test",
-            parent=purposes[parent] if parent is not None else None, default_policy=policy))
-    patients = [Patient.objects.create(issuer=tag, mrn=str(i)) for i in range(n_patients)]
-    studies = []
-    for n, (patient_index, series) in enumerate(study_specs):
-        study = ImagingStudy.objects.create(study_uid=f"2.25.{int(tag, 16)}.{n}",
-                                            patient=patients[patient_index])
-        for m, (modality, body_part, description) in enumerate(series):
-            make_series(study, f"{study.study_uid}.{m}", modality, body_part,
-                        description=description)
-        studies.append(study)
-    form = ConsentForm.objects.get(code="imaging-use", version=1)
+    purposes, patients, studies = make_world(parents, policies, n_patients, study_specs,
+                                             prefix="p")
     for spec in record_specs:
         kind, value = spec["scope"]
         patient = patients[spec["patient"]]
         if kind == "study":
-            value = studies[value % len(studies)].study_uid
-            patient = studies[spec["scope"][1] % len(studies)].patient
+            study = studies[value % len(studies)]
+            value, patient = study.study_uid, study.patient
         value = normalise_scope(patient=patient, scope_kind=kind, scope_value=value)
         recorded = T0 + timedelta(days=spec["recorded"], hours=spec["recorded_hour"])
         effective = recorded + timedelta(days=spec["effective_delay"])
-        ConsentRecord.objects.create(
-            patient=patient, purpose=purposes[spec["purpose"]],
-            decision=spec["decision"], scope_kind=kind, scope_value=value,
-            recorded_at=recorded, effective_from=effective,
-            expires_at=(effective + timedelta(days=spec["lasts"])) if spec["lasts"] else None,
-            source="staff", recorded_by_label="test", form=form,
-            text_sha256=form.text_sha256)
+        make_timed_record(
+            patient=patient, purpose=purposes[spec["purpose"]], decision=spec["decision"],
+            scope_kind=kind, scope_value=value, recorded=recorded, effective=effective,
+            expires=(effective + timedelta(days=spec["lasts"])) if spec["lasts"] else None)
     return purposes, studies
 
 
