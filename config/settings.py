@@ -464,6 +464,8 @@ CONSENTRY_EXPORT_KEYS_DIR = env("CONSENTRY_EXPORT_KEYS_DIR")
 CONSENTRY_DEFAULT_MRN_ISSUER = env("CONSENTRY_DEFAULT_MRN_ISSUER", "LOCAL")
 # Folders with more files than this go to a Celery worker when one is configured.
 CONSENTRY_INGEST_BACKGROUND_THRESHOLD = int(env("CONSENTRY_INGEST_BACKGROUND_THRESHOLD", "500"))
+# A background job is cut into shards of this many files, each taken by any worker process.
+CONSENTRY_INGEST_SHARD_FILES = int(env("CONSENTRY_INGEST_SHARD_FILES", "500"))
 
 
 def env_map(name: str) -> dict[str, str]:

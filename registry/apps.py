@@ -13,9 +13,9 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from audit.registry import register_patients
         from outbox.registry import register
-        from registry.registration import INGEST_REQUESTED, ingest_job_run
+        from registry.ingest_jobs import INGEST_REQUESTED, ingest_message_run
 
-        register(INGEST_REQUESTED, lambda payload: ingest_job_run(job_id=payload["job_id"]))
+        register(INGEST_REQUESTED, ingest_message_run)
         register_patients(resolver=_patient_refs_for_mrn, labeler=_patient_labels)
 
 

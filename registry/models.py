@@ -227,3 +227,25 @@ class IngestJob(models.Model):
 
     def __str__(self) -> str:
         return f"ingest job {self.pk} ({self.status})"
+
+
+class IngestShard(models.Model):
+    """One slice of an ingest job's files: its own outbox message, so any number of worker
+    processes (on any machine that mounts the files) register one job at once."""
+
+    job = models.ForeignKey(IngestJob, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    files = models.JSONField()  # absolute paths, listed when the job was queued
+    status = models.CharField(max_length=16, choices=IngestStatus.choices,
+                              default=IngestStatus.QUEUED)
+    summary = models.JSONField(default=dict, blank=True)
+    processed_by = models.CharField(max_length=200, blank=True)  # host and process id
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"],
+                                               name="one_ingest_shard_per_number")]
+
+    def __str__(self) -> str:
+        return f"ingest job {self.job_id} shard {self.number} ({self.status})"

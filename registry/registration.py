@@ -18,7 +18,6 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, OuterRef, Subquery
-from django.utils import timezone
 
 from audit import ledger
 from audit.ledger import Actor
@@ -27,8 +26,6 @@ from registry.dicom import DicomHeader, DicomRejected, iter_files, read_header
 from registry.identifiers import mrn_digest
 from registry.models import (
     ImagingStudy,
-    IngestJob,
-    IngestStatus,
     Instance,
     Patient,
     Series,
@@ -38,7 +35,6 @@ from registry.models import (
 from registry.vocabulary import anatomy_of
 
 BATCH_SIZE = 200
-INGEST_REQUESTED = "dicom.ingest_requested"
 
 
 class Status:
@@ -360,35 +356,3 @@ def _read_or_reject_as(path: str | os.PathLike, issuer: str) -> DicomHeader | Fi
 
 def paths_to_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return [path.resolve() for path in iter_files(paths)]
-
-
-def ingest_job_queue(*, paths: list[str], actor: Actor) -> IngestJob:
-    """Hand a registration to a worker, durably: the job and its message commit together."""
-    from outbox.services import outbox_publish
-
-    with transaction.atomic():
-        job = IngestJob.objects.create(paths=[os.fspath(Path(p).resolve()) for p in paths],
-                                       requested_by=actor.label)
-        outbox_publish(kind=INGEST_REQUESTED, payload={"job_id": job.pk})
-    return job
-
-
-
-def ingest_job_run(*, job_id: int) -> None:
-    """Outbox handler. Safe to run twice: registration itself is idempotent."""
-    job = IngestJob.objects.get(pk=job_id)
-    if job.status == IngestStatus.DONE:
-        return
-    IngestJob.objects.filter(pk=job.pk).update(status=IngestStatus.RUNNING,
-                                               started_at=timezone.now())
-    try:
-        summary = dicom_ingest_paths(paths=job.paths, actor=Actor.system(
-            f"ingest job {job.pk} for {job.requested_by}"), source="worker",
-            correlation_id=f"ingest-job-{job.pk}")
-    except Exception as exc:
-        IngestJob.objects.filter(pk=job.pk).update(
-            status=IngestStatus.FAILED, finished_at=timezone.now(),
-            summary={"error": f"{type(exc).__name__}: {exc}"})
-        raise
-    IngestJob.objects.filter(pk=job.pk).update(
-        status=IngestStatus.DONE, finished_at=timezone.now(), summary=summary.as_dict())

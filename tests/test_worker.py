@@ -25,8 +25,8 @@ from audit.models import AuditEvent, PendingSeal
 from config.celery import app
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_sweep
+from registry.ingest_jobs import INGEST_REQUESTED, ingest_job_queue
 from registry.models import IngestJob, IngestStatus, Instance
-from registry.registration import INGEST_REQUESTED, ingest_job_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("WORKER_REDIS_URL") or os.environ.get("REDIS_URL") or (
@@ -132,6 +132,29 @@ def test_a_real_worker_registers_a_folder_through_redis(worker, corpus, tmp_path
     assert event.details["source"] == "worker"
     assert event.correlation_id == f"ingest-job-{job.pk}"
     wait_for(lambda: ledger.verify().pending == 0, seconds=30)  # sealed by the worker
+    assert ledger.verify().ok
+
+
+def test_two_workers_share_the_shards_of_one_ingest_job(broker_queue, corpus, tmp_path,
+                                                        settings):
+    folder = tmp_path / "incoming"
+    shutil.copytree(corpus / "dicomdirtests", folder)
+    settings.CONSENTRY_INGEST_SHARD_FILES = 3
+    workers = [spawn_worker(broker_queue, tmp_path) for _ in range(2)]
+    try:
+        job = ingest_job_queue(paths=[str(folder)], actor=Actor(label="cli:test"))
+        shards = job.shards.count()
+        assert shards >= 4
+        wait_for(lambda: IngestJob.objects.get(pk=job.pk).status == IngestStatus.DONE)
+    finally:
+        for process in workers:
+            stop_worker(process)
+    job.refresh_from_db()
+    # Every file registered once, whichever worker took its shard.
+    assert job.summary["registered"] == Instance.objects.count() > 0
+    assert job.summary["registered"] + job.summary["known"] + job.summary["conflict"] + \
+        job.summary["rejected"] == sum(len(s.files) for s in job.shards.all())
+    assert all(s.processed_by for s in job.shards.all())
     assert ledger.verify().ok
 
 

@@ -52,22 +52,28 @@ def test_an_unknown_job_is_an_error(db):
 
 def test_a_large_folder_becomes_a_durable_job_that_a_worker_completes(
         db, corpus, tmp_path, settings):
-    shutil.copytree(corpus / "dicomdirtests" / "77654033", tmp_path / "big")
+    shutil.copytree(corpus / "dicomdirtests" / "77654033", tmp_path / "big")  # 7 files
     settings.CONSENTRY_INGEST_BACKGROUND_THRESHOLD = 3
+    settings.CONSENTRY_INGEST_SHARD_FILES = 3
     settings.CELERY_TASK_ALWAYS_EAGER = False  # the command now believes a worker exists
     out = run(str(tmp_path / "big"))
     job = IngestJob.objects.get()
-    assert f"queued as ingest job {job.pk}" in out
+    assert f"7 files queued as ingest job {job.pk} in 3 shards" in out
     assert Instance.objects.count() == 0
-    message = OutboxMessage.objects.get(kind="dicom.ingest_requested")
-    assert message.payload == {"job_id": job.pk}
+    messages = list(OutboxMessage.objects.filter(kind="dicom.ingest_requested"))
+    assert sorted(m.payload["shard"] for m in messages) == [0, 1, 2]
+    assert {m.payload["job_id"] for m in messages} == {job.pk}
 
-    # What the worker does with the message (tests/test_worker.py runs a real one).
-    assert outbox_deliver(message_id=message.pk)
+    # What the workers do with the messages (tests/test_worker.py runs real ones).
+    assert outbox_deliver(message_id=messages[0].pk)
+    assert "shards done: 1 of 3" in run("--job", str(job.pk))
+    for message in messages[1:]:
+        assert outbox_deliver(message_id=message.pk)
     job.refresh_from_db()
     assert job.status == "done"
-    assert job.summary["registered"] == Instance.objects.count() > 3
-    assert "Registered" in run("--job", str(job.pk))
+    assert job.summary["registered"] == Instance.objects.count() == 7
+    shown = run("--job", str(job.pk))
+    assert "shards done: 3 of 3" in shown and "Registered 7, already known 0" in shown
 
 
 def test_reading_processes_register_the_same_files_in_the_same_order(db, corpus):

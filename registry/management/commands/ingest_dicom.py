@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from audit.ledger import Actor
-from registry.models import IngestJob
-from registry.registration import dicom_ingest_paths, ingest_job_queue, paths_to_files
+from registry.ingest_jobs import ingest_job_queue
+from registry.models import IngestJob, IngestStatus
+from registry.registration import dicom_ingest_paths, paths_to_files
 
 
 class Command(BaseCommand):
@@ -51,9 +52,10 @@ class Command(BaseCommand):
         files = paths_to_files(paths)
         if background or (has_worker and not inline
                           and len(files) > settings.CONSENTRY_INGEST_BACKGROUND_THRESHOLD):
-            queued = ingest_job_queue(paths=paths, actor=actor)
+            queued = ingest_job_queue(paths=paths, actor=actor, files=files)
             self.stdout.write(
-                f"{len(files)} files queued as ingest job {queued.pk} for a worker. "
+                f"{len(files)} files queued as ingest job {queued.pk} in "
+                f"{queued.shards.count()} shards for the workers. "
                 f"Follow it with: manage.py ingest_dicom --job {queued.pk}")
             return
         with tqdm(total=len(files), unit="file", desc="Registering",
@@ -75,6 +77,14 @@ class Command(BaseCommand):
             raise CommandError(f"no ingest job {job_id}")
         self.stdout.write(f"Ingest job {job.pk}: {job.status} (requested by "
                           f"{job.requested_by} at {job.created_at:%Y-%m-%d %H:%M:%S} UTC)")
+        shards = list(job.shards.all())
+        if shards:
+            done = sum(shard.status == IngestStatus.DONE for shard in shards)
+            self.stdout.write(f"  shards done: {done} of {len(shards)}")
+            for shard in shards:
+                if "error" in shard.summary:
+                    self.stdout.write(f"  shard {shard.number} failed (it is retried): "
+                                      f"{shard.summary['error']}")
         if "error" in job.summary:
             self.stdout.write(f"  failed: {job.summary['error']}")
         elif job.summary:
