@@ -29,7 +29,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -367,10 +367,55 @@ def _identifiers_of(ds: Dataset) -> list[str]:
     found: set[str] = set()
     name = str(ds.get("PatientName", "") or "")
     found.update(p for p in re.split(r"[\^= ]", name) if len(p) >= 2)
-    for keyword in ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
-                    "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID"):
+    for keyword in IDENTITY_KEYWORDS:
         value = ds.get(keyword)
         values = value if isinstance(value, list | pydicom.multival.MultiValue) else [value]
         found.update(str(v) for v in values if v and len(str(v)) >= 2)
     return sorted(found, key=len, reverse=True)
 
+
+
+# What ``deidentify`` reads besides the elements it de-identifies: the patient's identity
+# (pseudonym, date offset, Clean Descriptors), and the UIDs the file meta and the file's
+# place take; and what it writes. A byte-level writer must hand all of these to it.
+IDENTITY_KEYWORDS = ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
+                     "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID")
+HEADER_KEYWORDS = (
+    *IDENTITY_KEYWORDS, "PatientName", "IssuerOfPatientID", "SpecificCharacterSet",
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "PatientIdentityRemoved", "LongitudinalTemporalInformationModified",
+    "DeidentificationMethod", "DeidentificationMethodCodeSequence")
+HEADER_TAGS = frozenset({*(tag_for_keyword(k) for k in HEADER_KEYWORDS),
+                         0x00120085, 0x00120084})
+
+DROP, COPY, DECODE = 0, 1, 2
+
+
+def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[str],
+                 private_whitelist: frozenset[int]) -> int:
+    """What ``_apply`` does with a top-level element, known from its tag and VR alone
+    (None in an implicit VR file: the dictionary's): DROP it, COPY it as read (kept, never
+    decoded), or DECODE it (``_apply`` must decide or change its value, or ``deidentify``
+    reads or writes it). Group lengths are dropped: pydicom never writes them."""
+    group = tag >> 16
+    if tag & 0xFFFF == 0 and group > 6:
+        return DROP
+    if tag in HEADER_TAGS:
+        return DECODE
+    if group & 1:
+        if tag not in private_whitelist:
+            return DROP
+        return DECODE if undefined else COPY
+    if group & 0xFF01 in (0x5000, 0x6000):
+        return DROP
+    if undefined:
+        return DECODE
+    rule = rule_for(tag, options)
+    if rule is not None and rule.action != "K":
+        return DECODE
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return COPY
+    return DECODE if vr == "SQ" else COPY
