@@ -170,6 +170,22 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
 
     The caller keeps the original identity (issuer, patient id) to pseudonym mapping, which
     is the re-identification key and never leaves the registry."""
+    deidentify_elements(ds, context)
+    stamp(ds, context, consent)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    return ds
+
+
+def deidentify_elements(ds: Dataset, context: DeidContext) -> None:
+    """The part of ``deidentify`` that depends on the file: the profile applied to every
+    element, the patient's pseudonym in place of their identity."""
     issuer = str(ds.get("IssuerOfPatientID", "") or "")
     patient_id = str(ds.get("PatientID", "") or "")
     context.identifiers = _identifiers_of(ds)
@@ -180,6 +196,11 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
 
     ds.PatientID = pseudonym
     ds.PatientName = pseudonym
+
+
+def stamp(ds: Dataset, context: DeidContext, consent: ConsentStamp) -> None:
+    """The part that is the same for every file of an export: how it was de-identified, and
+    the consent it goes out under (``STAMP_TAGS``)."""
     ds.PatientIdentityRemoved = "YES"
     ds.LongitudinalTemporalInformationModified = (
         "MODIFIED" if Option.MODIFIED_DATES in context.options else "REMOVED")
@@ -189,16 +210,6 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
         *[_code(*Option.CODES[o]) for o in Option.ALL if o in context.options]])
     ds.add_new(0x00120085, "CS", consent.flag)
     ds.add_new(0x00120084, "CS", consent.distribution_type)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    ds.file_meta = meta
-    ds.preamble = b"\x00" * 128
-    return ds
 
 
 def _code(value: str, meaning: str) -> Dataset:
@@ -387,6 +398,8 @@ HEADER_KEYWORDS = (
     "DeidentificationMethod", "DeidentificationMethodCodeSequence")
 HEADER_TAGS = frozenset({*(tag_for_keyword(k) for k in HEADER_KEYWORDS),
                          0x00120085, 0x00120084})
+STAMP_TAGS = frozenset({0x00120062, 0x00280303, 0x00120063, 0x00120064, 0x00120085,
+                        0x00120084})
 
 DROP, COPY, DECODE = 0, 1, 2
 

@@ -39,7 +39,19 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
 
-from datasets.deid import COPY, DROP, ConsentStamp, DeidContext, deidentify, element_fate
+from datasets.deid import (
+    COPY,
+    DROP,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION,
+    STAMP_TAGS,
+    ConsentStamp,
+    DeidContext,
+    deidentify,
+    deidentify_elements,
+    element_fate,
+    stamp,
+)
 
 ITEM = 0xFFFEE000
 ITEM_END = 0xFFFEE00D
@@ -359,19 +371,25 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
     ds = _decoded(picked, header.implicit)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = header.syntax
-    ds = deidentify(ds, context, consent=consent)
-    out = DicomBytesIO()
-    out.is_little_endian, out.is_implicit_VR = True, header.implicit
-    out.write(ds.preamble)
-    out.write(DICM)
-    write_file_meta_info(out, ds.file_meta, enforce_standard=True)
-    body_start = out.tell()
-    write_dataset(out, ds)
-    encoded = out.getvalue()
-    parts: list = [encoded[:body_start]]
+    if STAMP_TAGS.isdisjoint(ds.keys()):
+        # The stamp is the same for every file of the export: encoded once, by pydicom.
+        deidentify_elements(ds, context)
+        made = _stamp_elements(context, consent, header.implicit)
+    else:  # the source has some already: deidentify sets them as it does (their VRs kept)
+        ds = deidentify(ds, context, consent=consent)
+        made = []
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, header.implicit
+    write_dataset(body, ds)
+    encoded = body.getvalue()
+    view = memoryview(encoded)
+    made = sorted(made + [(tag, view[start:end])
+                          for tag, start, end in _split(encoded, 0, header.implicit)],
+                  key=lambda pair: pair[0])
+    parts: list = [PREAMBLE,
+                   _file_meta_encoded(ds.SOPClassUID, ds.SOPInstanceUID, header.syntax)]
     # Merge by tag: the kept source ranges (contiguous ones as one slice) and the encoded.
-    made = _split(encoded, body_start, header.implicit)
-    view = memoryview(data)
+    source = memoryview(data)
     made_at = 0
     run_start = run_end = -1
     for tag, start, end, fate in header.elements:
@@ -379,9 +397,9 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
             continue
         while made_at < len(made) and made[made_at][0] < tag:
             if run_start >= 0:
-                parts.append(view[run_start:run_end])
+                parts.append(source[run_start:run_end])
                 run_start = -1
-            parts.append(memoryview(encoded)[made[made_at][1]:made[made_at][2]])
+            parts.append(made[made_at][1])
             made_at += 1
         if made_at < len(made) and made[made_at][0] == tag:
             continue  # written by deidentify: its value wins
@@ -389,14 +407,68 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
             run_end = end
         else:
             if run_start >= 0:
-                parts.append(view[run_start:run_end])
+                parts.append(source[run_start:run_end])
             run_start, run_end = start, end
     if run_start >= 0:
-        parts.append(view[run_start:run_end])
-    for _, start, end in made[made_at:]:
-        parts.append(memoryview(encoded)[start:end])
+        parts.append(source[run_start:run_end])
+    parts += [element for _, element in made[made_at:]]
     return Written(header=b"".join(parts), study=ds.StudyInstanceUID,
                    series=ds.SeriesInstanceUID, instance=ds.SOPInstanceUID)
+
+
+PREAMBLE = b"\x00" * 128 + DICM
+_STAMPS: dict[tuple, list[tuple[int, bytes]]] = {}
+
+
+def _stamp_elements(context: DeidContext, consent: ConsentStamp, implicit: bool
+                    ) -> list[tuple[int, bytes]]:
+    key = (context.options, consent.flag, consent.distribution_type, implicit)
+    found = _STAMPS.get(key)
+    if found is None:
+        ds = Dataset()
+        stamp(ds, context, consent)
+        out = DicomBytesIO()
+        out.is_little_endian, out.is_implicit_VR = True, implicit
+        write_dataset(out, ds)
+        encoded = out.getvalue()
+        found = [(tag, encoded[start:end]) for tag, start, end in _split(encoded, 0, implicit)]
+        if len(_STAMPS) > 64:
+            _STAMPS.clear()
+        _STAMPS[key] = found
+    return found
+
+
+def _file_meta_encoded(sop_class: object, sop_instance: object, syntax: UID) -> bytes:
+    """The file meta ``deidentify`` makes, as pydicom's ``write_file_meta_info`` writes it
+    (tests/datasets/test_deid_bytes.py compares the two), encoded here: it is the one
+    part of every file that differs in two UIDs only."""
+    elements = [b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01"]
+    for number, value, vr, pad in ((2, sop_class, b"UI", b"\x00"),
+                                   (3, sop_instance, b"UI", b"\x00"),
+                                   (0x10, syntax, b"UI", b"\x00"),
+                                   (0x12, IMPLEMENTATION_CLASS_UID, b"UI", b"\x00"),
+                                   (0x13, IMPLEMENTATION_VERSION, b"SH", b" ")):
+        if not isinstance(value, str) or not value or not value.isascii() or "\\" in value:
+            return _file_meta_by_pydicom(sop_class, sop_instance, syntax)
+        encoded = value.encode("ascii")
+        if len(encoded) % 2:
+            encoded += pad
+        elements.append(_SHORT.pack(2, number, vr, len(encoded)) + encoded)
+    body = b"".join(elements)
+    return _SHORT.pack(2, 0, b"UL", 4) + _LONG_LENGTH.pack(len(body)) + body
+
+
+def _file_meta_by_pydicom(sop_class: object, sop_instance: object, syntax: UID) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_instance
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_file_meta_info(out, meta, enforce_standard=True)
+    return out.getvalue()
 
 
 def _decoded(picked: bytes, implicit: bool) -> Dataset:

@@ -120,6 +120,8 @@ def test_synthetic_studies_give_the_same_files(synthetic, context, tmp_path):
 @pytest.mark.skipif(DCIODVFY is None, reason="needs dicom3tools' dciodvfy")
 @pytest.mark.parametrize("name", TESTDATA)
 def test_no_validator_error_the_pydicom_path_did_not_have(name, tmp_path):
+    if name in TRUNCATED:
+        pytest.skip("refused by the byte level (above)")
     old, new = both(CORPUS / name, tmp_path, CONTEXTS["all-options"])
     assert errors(new) - errors(old) == set()
 
@@ -176,3 +178,19 @@ def test_a_file_that_changed_after_its_header_was_read_is_read_again(tmp_path):
     written, _ = write_deidentified(str(source), tmp_path / "out", CONTEXTS["all-options"],
                                     consent=YES, header=header)
     assert pydicom.dcmread(written).Modality == "MR"
+
+
+@pytest.mark.parametrize("instance", ["1.2.3", "1.2.34", "2.25.1234567890123456789", ""])
+@pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian,
+                                    pydicom.uid.ImplicitVRLittleEndian,
+                                    pydicom.uid.JPEG2000Lossless])
+def test_the_file_meta_is_encoded_as_pydicom_encodes_it(instance, syntax):
+    from datasets.deid_bytes import _file_meta_by_pydicom, _file_meta_encoded
+
+    sop_class = pydicom.uid.CTImageStorage
+    if not instance:  # pydicom refuses an empty required UID; so must we
+        with pytest.raises(AttributeError):
+            _file_meta_encoded(sop_class, instance, syntax)
+        return
+    assert _file_meta_encoded(sop_class, instance, syntax) == \
+        _file_meta_by_pydicom(sop_class, instance, syntax)
