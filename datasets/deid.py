@@ -424,11 +424,12 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
     if undefined:
         return DECODE
     rule = rule_for(tag, options)
-    if rule is not None and rule.action != "K":
-        return DECODE
     if vr is None:
         try:
             vr = dictionary_VR(tag)
         except KeyError:
-            return COPY
+            vr = None
+    if rule is not None and rule.action != "K":
+        # Cleaning keeps a time of day as it is (``_clean``): nothing to decode.
+        return COPY if rule.action == "C" and vr == "TM" else DECODE
     return DECODE if vr == "SQ" else COPY
