@@ -3,7 +3,8 @@ path, and a plain copy of the same file, alternating round by round so a loaded 
 slows all three alike (issue 15, item 2). Files only: no database, consent or manifest.
 
 ``python -m benchmarks.deid_files [--rounds 7] [--files 200] [NAME ...]`` (names from
-pydicom's test files; CT_small.dcm and the multi-frame examples_ybr_color.dcm (30 frames) by default)."""
+pydicom's test files; by default CT_small.dcm and the multi-frame examples_ybr_color.dcm,
+30 frames)."""
 
 from __future__ import annotations
 
