@@ -358,15 +358,24 @@ _DANGLING_LABEL = re.compile(
     r"\s*[:#=]?(?=\s*(?:[,;:]|$))", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
+def _loose_patterns(identifiers: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+    """The patient's own identifiers as written anywhere: any case, with or without the
+    separators people add ("DEMO00003", "demo-00003", "Demo 00003"). Built once per
+    patient: every text element of every file of theirs is scrubbed with them."""
+    found = []
+    for identifier in identifiers:
+        loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
+        if loose:
+            found.append(re.compile(loose, re.IGNORECASE))
+    return tuple(found)
+
+
 def _scrub(text: str, identifiers: list[str]) -> str:
     for pattern in DESCRIPTOR_PATTERNS:
         text = pattern.sub("", text)
-    for identifier in identifiers:
-        # The patient's own identifiers as written anywhere: any case, with or without the
-        # separators people add ("DEMO00003", "demo-00003", "Demo 00003").
-        loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
-        if loose:
-            text = re.sub(loose, "", text, flags=re.IGNORECASE)
+    for loose in _loose_patterns(tuple(identifiers)):
+        text = loose.sub("", text)
     # A label whose value went ("born", "mrn:") says nothing any more.
     text = _DANGLING_LABEL.sub("", text)
     text = re.sub(r"\s+([,;:])", r"\1", " ".join(text.split()))
