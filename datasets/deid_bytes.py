@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -371,11 +372,16 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
     ds = _decoded(picked, header.implicit)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = header.syntax
-    if STAMP_TAGS.isdisjoint(ds.keys()):
+    present = [tag for tag in STAMP_TAGS if tag in ds]
+    if all(ds.get_item(tag).VR in (None, dictionary_VR(tag)) for tag in present):
         # The stamp is the same for every file of the export: encoded once, by pydicom.
+        # Where the source has some of it already (another de-identifier's), deidentify
+        # would only overwrite their values, keeping VRs that are the dictionary's anyway.
+        for tag in present:
+            del ds[tag]
         deidentify_elements(ds, context)
         made = _stamp_elements(context, consent, header.implicit)
-    else:  # the source has some already: deidentify sets them as it does (their VRs kept)
+    else:  # some with another VR: deidentify sets their values, keeping those VRs
         ds = deidentify(ds, context, consent=consent)
         made = []
     body = DicomBytesIO()
