@@ -35,13 +35,22 @@ TARGET_SCALING = 170.0  # % of one worker process's rate with two ("close to lin
 TARGET_PEER = 100.0  # % of dicognito's rate: faster per file
 
 # One worker process: set up Django, then time export_run alone.
+# CONSENTRY_BENCH_PROFILE=<directory>: each worker process also writes a cProfile of its
+# export_run there (where the time goes; the rates then include the profiler's cost).
 WORKER = """
-import json, sys, time
+import cProfile, json, os, sys, time
 import django
 django.setup()
 from datasets.exports import export_run
+profile_dir = os.environ.get("CONSENTRY_BENCH_PROFILE")
+profiler = cProfile.Profile() if profile_dir else None
 start = time.time()
+if profiler:
+    profiler.enable()
 export_run(version_id=int(sys.argv[1]))
+if profiler:
+    profiler.disable()
+    profiler.dump_stats(os.path.join(profile_dir, f"export-{sys.argv[1]}-{os.getpid()}.prof"))
 print(json.dumps({"start": start, "end": time.time()}))
 """
 

@@ -29,7 +29,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -170,6 +170,22 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
 
     The caller keeps the original identity (issuer, patient id) to pseudonym mapping, which
     is the re-identification key and never leaves the registry."""
+    deidentify_elements(ds, context)
+    stamp(ds, context, consent)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    return ds
+
+
+def deidentify_elements(ds: Dataset, context: DeidContext) -> None:
+    """The part of ``deidentify`` that depends on the file: the profile applied to every
+    element, the patient's pseudonym in place of their identity."""
     issuer = str(ds.get("IssuerOfPatientID", "") or "")
     patient_id = str(ds.get("PatientID", "") or "")
     context.identifiers = _identifiers_of(ds)
@@ -180,6 +196,11 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
 
     ds.PatientID = pseudonym
     ds.PatientName = pseudonym
+
+
+def stamp(ds: Dataset, context: DeidContext, consent: ConsentStamp) -> None:
+    """The part that is the same for every file of an export: how it was de-identified, and
+    the consent it goes out under (``STAMP_TAGS``)."""
     ds.PatientIdentityRemoved = "YES"
     ds.LongitudinalTemporalInformationModified = (
         "MODIFIED" if Option.MODIFIED_DATES in context.options else "REMOVED")
@@ -189,16 +210,6 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
         *[_code(*Option.CODES[o]) for o in Option.ALL if o in context.options]])
     ds.add_new(0x00120085, "CS", consent.flag)
     ds.add_new(0x00120084, "CS", consent.distribution_type)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    ds.file_meta = meta
-    ds.preamble = b"\x00" * 128
-    return ds
 
 
 def _code(value: str, meaning: str) -> Dataset:
@@ -347,15 +358,24 @@ _DANGLING_LABEL = re.compile(
     r"\s*[:#=]?(?=\s*(?:[,;:]|$))", re.IGNORECASE)
 
 
+@lru_cache(maxsize=256)
+def _loose_patterns(identifiers: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+    """The patient's own identifiers as written anywhere: any case, with or without the
+    separators people add ("DEMO00003", "demo-00003", "Demo 00003"). Built once per
+    patient: every text element of every file of theirs is scrubbed with them."""
+    found = []
+    for identifier in identifiers:
+        loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
+        if loose:
+            found.append(re.compile(loose, re.IGNORECASE))
+    return tuple(found)
+
+
 def _scrub(text: str, identifiers: list[str]) -> str:
     for pattern in DESCRIPTOR_PATTERNS:
         text = pattern.sub("", text)
-    for identifier in identifiers:
-        # The patient's own identifiers as written anywhere: any case, with or without the
-        # separators people add ("DEMO00003", "demo-00003", "Demo 00003").
-        loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
-        if loose:
-            text = re.sub(loose, "", text, flags=re.IGNORECASE)
+    for loose in _loose_patterns(tuple(identifiers)):
+        text = loose.sub("", text)
     # A label whose value went ("born", "mrn:") says nothing any more.
     text = _DANGLING_LABEL.sub("", text)
     text = re.sub(r"\s+([,;:])", r"\1", " ".join(text.split()))
@@ -367,10 +387,58 @@ def _identifiers_of(ds: Dataset) -> list[str]:
     found: set[str] = set()
     name = str(ds.get("PatientName", "") or "")
     found.update(p for p in re.split(r"[\^= ]", name) if len(p) >= 2)
-    for keyword in ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
-                    "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID"):
+    for keyword in IDENTITY_KEYWORDS:
         value = ds.get(keyword)
         values = value if isinstance(value, list | pydicom.multival.MultiValue) else [value]
         found.update(str(v) for v in values if v and len(str(v)) >= 2)
     return sorted(found, key=len, reverse=True)
 
+
+
+# What ``deidentify`` reads besides the elements it de-identifies: the patient's identity
+# (pseudonym, date offset, Clean Descriptors), and the UIDs the file meta and the file's
+# place take; and what it writes. A byte-level writer must hand all of these to it.
+IDENTITY_KEYWORDS = ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
+                     "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID")
+HEADER_KEYWORDS = (
+    *IDENTITY_KEYWORDS, "PatientName", "IssuerOfPatientID", "SpecificCharacterSet",
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "PatientIdentityRemoved", "LongitudinalTemporalInformationModified",
+    "DeidentificationMethod", "DeidentificationMethodCodeSequence")
+HEADER_TAGS = frozenset({*(tag_for_keyword(k) for k in HEADER_KEYWORDS),
+                         0x00120085, 0x00120084})
+STAMP_TAGS = frozenset({0x00120062, 0x00280303, 0x00120063, 0x00120064, 0x00120085,
+                        0x00120084})
+
+DROP, COPY, DECODE = 0, 1, 2
+
+
+def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[str],
+                 private_whitelist: frozenset[int]) -> int:
+    """What ``_apply`` does with a top-level element, known from its tag and VR alone
+    (None in an implicit VR file: the dictionary's): DROP it, COPY it as read (kept, never
+    decoded), or DECODE it (``_apply`` must decide or change its value, or ``deidentify``
+    reads or writes it). Group lengths are dropped: pydicom never writes them."""
+    group = tag >> 16
+    if tag & 0xFFFF == 0 and group > 6:
+        return DROP
+    if tag in HEADER_TAGS:
+        return DECODE
+    if group & 1:
+        if tag not in private_whitelist:
+            return DROP
+        return DECODE if undefined else COPY
+    if group & 0xFF01 in (0x5000, 0x6000):
+        return DROP
+    if undefined:
+        return DECODE
+    rule = rule_for(tag, options)
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    if rule is not None and rule.action != "K":
+        # Cleaning keeps a time of day as it is (``_clean``): nothing to decode.
+        return COPY if rule.action == "C" and vr == "TM" else DECODE
+    return DECODE if vr == "SQ" else COPY

@@ -1,10 +1,12 @@
 """One de-identified file written at close to copy speed.
 
-Only the header is parsed (``stop_before_pixels``) and de-identified; the pixel data element
-is then copied byte for byte from the source, never decoded: it carries no header text, and
-its bytes are exactly the source's (so a codec we lack cannot fail the export, and the
-recipient gets the very pixels that were acquired). The burned-in text check is the one
-reader of pixels, and a file whose text is blacked out is rewritten whole.
+Only the header is de-identified: at byte level where the file allows (datasets/
+deid_bytes.py: kept elements copied as bytes, only what the profile changes encoded), else
+parsed by pydicom (``stop_before_pixels``). The pixel data element is then copied byte for
+byte from the source, never decoded: it carries no header text, and its bytes are exactly
+the source's (so a codec we lack cannot fail the export, and the recipient gets the very
+pixels that were acquired). The burned-in text check is the one reader of pixels, and a
+file whose text is blacked out is rewritten whole.
 
 A file with anything but trailing padding after its pixel data (a digital signature, a
 private element) is read and rewritten whole too, so nothing escapes the profile; deflated
@@ -25,6 +27,14 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from datasets.burned_in import TextBox, redact
 from datasets.deid import ConsentStamp, DeidContext, deidentify
+from datasets.deid_bytes import (
+    BYTES,
+    SourceHeader,
+    deidentified_header,
+    file_stat,
+    read_header,
+    target_of,
+)
 
 ITEM = 0xFFFEE000
 SEQUENCE_END = 0xFFFEE0DD
@@ -41,28 +51,69 @@ def open_source(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
+def read_source(source: str, context: DeidContext) -> SourceHeader:
+    """The source's header read once, for the safety check (``burned_in``) and then for
+    ``write_deidentified(header=...)``. InvalidDicomError when it is not DICOM or broken."""
+    with open_source(source) as fp:
+        return read_header(fp, source, context)
+
+
 def write_deidentified(source: str, staging: Path, context: DeidContext, *,
-                       consent: ConsentStamp, boxes: list[TextBox] | None = None
-                       ) -> tuple[Path, int]:
+                       consent: ConsentStamp, boxes: list[TextBox] | None = None,
+                       header: SourceHeader | None = None) -> tuple[Path, int]:
     """De-identify ``source`` into ``staging/<study>/<series>/<sop>.dcm``; returns the path
-    written and its size. ``boxes``: burned-in text to black out first (pixels rewritten)."""
+    written and its size. ``boxes``: burned-in text to black out first (pixels rewritten).
+    ``header``: what ``read_source`` read of it (read again if the file changed since).
+
+    At byte level (datasets/deid_bytes.py) where the file allows; big endian, deflated,
+    data after the pixels and other unusual files take the pydicom path."""
+    if boxes:
+        return write_deidentified_pydicom(source, staging, context, consent=consent,
+                                          boxes=boxes)
+    with open_source(source) as fp:
+        if header is None or header.path != source or header.stat != file_stat(fp):
+            header = read_header(fp, source, context)
+        if header.route != BYTES:
+            return _write_pydicom(fp, staging, context, consent)
+        written = deidentified_header(header, context, consent=consent)
+        start, end = header.pixel_span
+        target = target_of(staging, written)
+        with open(target, "wb") as out:
+            out.write(written.header)
+            out.flush()
+            _copy_range(fp, out, start, end)
+            size = out.tell()
+    return target, size
+
+
+def write_deidentified_pydicom(source: str, staging: Path, context: DeidContext, *,
+                               consent: ConsentStamp, boxes: list[TextBox] | None = None
+                               ) -> tuple[Path, int]:
+    """The pydicom path: the header parsed and written by pydicom, the pixel data copied
+    (the whole file rewritten where it must be). The byte-level path's reference."""
     with open_source(source) as fp:
         if boxes:
             return _write_whole(pydicom.dcmread(fp), staging, context, consent, boxes)
-        ds = pydicom.dcmread(fp, stop_before_pixels=True)
-        span = _pixel_span(fp, ds)
-        if span is None:
-            fp.seek(0)
-            return _write_whole(pydicom.dcmread(fp), staging, context, consent, None)
-        ds = deidentify(ds, context, consent=consent)
-        header = io.BytesIO()
-        ds.save_as(header, enforce_file_format=True)
-        target = _target(staging, ds)
-        with open(target, "wb") as out:
-            out.write(header.getbuffer())
-            out.flush()
-            _copy_range(fp, out, *span)
-            size = out.tell()
+        return _write_pydicom(fp, staging, context, consent)
+
+
+def _write_pydicom(fp: BinaryIO, staging: Path, context: DeidContext,
+                   consent: ConsentStamp) -> tuple[Path, int]:
+    fp.seek(0)
+    ds = pydicom.dcmread(fp, stop_before_pixels=True)
+    span = _pixel_span(fp, ds)
+    if span is None:
+        fp.seek(0)
+        return _write_whole(pydicom.dcmread(fp), staging, context, consent, None)
+    ds = deidentify(ds, context, consent=consent)
+    header = io.BytesIO()
+    ds.save_as(header, enforce_file_format=True)
+    target = _target(staging, ds)
+    with open(target, "wb") as out:
+        out.write(header.getbuffer())
+        out.flush()
+        _copy_range(fp, out, *span)
+        size = out.tell()
     return target, size
 
 
@@ -88,11 +139,17 @@ def _pixel_span(fp: BinaryIO, ds: pydicom.Dataset) -> tuple[int, int] | None:
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None or syntax == DeflatedExplicitVRLittleEndian:
         return None
-    little = syntax.is_little_endian
-    implicit = syntax.is_implicit_VR
-    order = "<" if little else ">"
     start = fp.tell()
     size = os.fstat(fp.fileno()).st_size
+    return pixel_span_at(fp, start, size, little=syntax.is_little_endian,
+                         implicit=syntax.is_implicit_VR)
+
+
+def pixel_span_at(fp: BinaryIO, start: int, size: int, *, little: bool, implicit: bool
+                  ) -> tuple[int, int] | None:
+    """Where the pixel data element starting at ``start`` (``fp`` there) ends; None when
+    the file must be rewritten whole instead."""
+    order = "<" if little else ">"
     if start >= size:
         return start, start  # no pixel data (a structured report, a presentation state)
     head = fp.read(8)

@@ -20,7 +20,6 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pydicom
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -35,7 +34,7 @@ from consent.models import Policy, Purpose
 from datasets.approvals import approval_requested, ensure_may_run
 from datasets.burned_in import study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option
-from datasets.deid_write import open_source, write_deidentified
+from datasets.deid_write import read_source, write_deidentified
 from datasets.delivery import delivery_queue
 from datasets.fates import Fate, FateBatch, fates_record
 from datasets.manifest import MANIFEST_JSON, write_manifest
@@ -299,10 +298,12 @@ def _export_files(version: DatasetVersion, study: ImagingStudy, decision: Consen
     dataset = version.dataset
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     try:
-        headers = [_header(files[i.pk]) for i in instances]
+        # Read once: the safety check needs only Burned In Annotation, and the writer
+        # reuses the same read (unless the file changed in between).
+        headers = {i.pk: read_source(files[i.pk], context) for i in instances}
     except (OSError, InvalidDicomError) as exc:
         return _unreadable(study, decision, exc)
-    burned_in = [str(h.get("BurnedInAnnotation", "") or "").upper() for h in headers]
+    burned_in = [h.burned_in for h in headers.values()]
     redact_text = dataset.burned_in_text == BurnedInText.REDACT
     unsafe = unsafe_reason(study, burned_in, defaced_upstream=dataset.defaced_upstream,
                            redact_text=redact_text)
@@ -325,7 +326,8 @@ def _export_files(version: DatasetVersion, study: ImagingStudy, decision: Consen
         try:
             _, written = write_deidentified(
                 source, staging, context, consent=stamp,
-                boxes=check.boxes.get(source) if check else None)
+                boxes=check.boxes.get(source) if check else None,
+                header=headers[instance.pk])
         except (OSError, InvalidDicomError) as exc:
             if isinstance(exc, OSError) and exc.filename != source:
                 raise  # the export directory, not the source: the job fails and retries
@@ -336,11 +338,6 @@ def _export_files(version: DatasetVersion, study: ImagingStudy, decision: Consen
                 reason=latest.reason, pseudo_uid=context.remap_uid(study.study_uid),
                 files=len(instances), size=size, pixels=check.summary if check else "",
                 pseudonym=context.pseudonym(study.patient.issuer, study.patient.mrn))
-
-
-def _header(path: str) -> pydicom.Dataset:
-    with open_source(path) as handle:
-        return pydicom.dcmread(handle, stop_before_pixels=True)
 
 
 def _unreadable(study: ImagingStudy, decision: ConsentDecision, exc: Exception) -> Fate:
