@@ -71,6 +71,15 @@ def test_a_steward_sets_and_clears_the_destination_on_the_dataset_page(client, s
     assert verify_rows() == []
 
 
+def test_the_destination_form_reads_in_spanish(client, steward, settings):
+    settings.CONSENTRY_DESTINATIONS = {}
+    dataset = make_dataset(steward)
+    sign_in(client, steward)
+    page = client.get(f"/datasets/{dataset.pk}/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Enviar las versiones a un PACS" in page
+    assert "No hay ningún destino configurado." in page
+
+
 @pytest.mark.parametrize("name", ["elsewhere", "research "])
 def test_a_name_that_is_not_configured_is_refused_and_changes_nothing(client, steward,
                                                                       destinations, name):
