@@ -19,6 +19,7 @@ from consent.engine import PurposeTree
 from datasets import selectors
 from datasets.approvals import approval_state
 from datasets.deid import Option
+from datasets.delivery import dataset_destination_set, destination_names
 from datasets.exports import dataset_create, export_preview, export_request
 from datasets.models import (
     BurnedInText,
@@ -220,6 +221,63 @@ class ExportDownloadApi(APIView):
         return FileResponse(open(path, "rb"), as_attachment=True,
                             filename=f"{zip_name(version)}.zip",
                             content_type="application/zip")
+
+
+class DestinationOut(serializers.Serializer):
+    destination = serializers.CharField(
+        allow_null=True, help_text="The name (from CONSENTRY_DESTINATIONS) the dataset's next "
+                                   "versions are sent to; null: only a zip is made")
+    set_by = serializers.CharField(allow_null=True)
+    set_at = serializers.DateTimeField(allow_null=True)
+    configured = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The destinations configured on this server, to choose from")
+
+
+class DestinationIn(serializers.Serializer):
+    destination = serializers.CharField(
+        max_length=64, allow_null=True, allow_blank=True,
+        help_text="A name from 'configured'; null or '' stops sending")
+
+
+def _destination_out(dataset: Dataset) -> dict:
+    row = selectors.dataset_destination(dataset.pk)
+    return {"destination": row.name if row else None, "set_by": row.set_by if row else None,
+            "set_at": row.set_at if row else None, "configured": destination_names()}
+
+
+class DatasetDestinationApi(APIView):
+    """Where the dataset's next versions are sent besides the zip: a DICOM node or a
+    DICOMweb STOW-RS endpoint, by its name in CONSENTRY_DESTINATIONS. Set it (PUT) or
+    clear it (PUT null, or DELETE); each change is a ledger event."""
+
+    permission_classes = [EXPORTERS]
+
+    def _dataset(self, dataset_id: int) -> Dataset:
+        return get_object_or_404(Dataset.objects.select_related("purpose"), pk=dataset_id)
+
+    def _set(self, request, dataset: Dataset, name: str) -> Response:
+        try:
+            dataset_destination_set(dataset=dataset, name=name, actor=request_actor(request))
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from None
+        return Response(DestinationOut(_destination_out(dataset)).data)
+
+    @extend_schema(responses={200: DestinationOut})
+    def get(self, request, dataset_id: int):
+        dataset = self._dataset(dataset_id)
+        return Response(DestinationOut(_destination_out(dataset)).data)
+
+    @extend_schema(request=DestinationIn, responses={200: DestinationOut})
+    def put(self, request, dataset_id: int):
+        dataset = self._dataset(dataset_id)
+        given = DestinationIn(data=request.data)
+        given.is_valid(raise_exception=True)
+        return self._set(request, dataset, given.validated_data["destination"] or "")
+
+    @extend_schema(request=None, responses={200: DestinationOut})
+    def delete(self, request, dataset_id: int):
+        return self._set(request, self._dataset(dataset_id), "")
 
 
 class ExportKeysOut(serializers.Serializer):

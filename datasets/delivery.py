@@ -28,6 +28,7 @@ from pynetdicom import AE
 
 from audit import codes, ledger
 from audit.ledger import Actor
+from audit.vouching import unvouch, vouch, vouched_details
 from consent.engine import decide
 from datasets.models import (
     Dataset,
@@ -38,6 +39,7 @@ from datasets.models import (
     Enforcement,
     VersionStudy,
 )
+from datasets.vouched import DESTINATION
 from outbox.services import outbox_publish
 
 DELIVERY_REQUESTED = "datasets.delivery_requested"
@@ -77,18 +79,42 @@ def destination_parse(name: str) -> Destination:
                                           "stow+http(s)://…"})
 
 
+def destination_names() -> list[str]:
+    """The destinations a steward may choose from (CONSENTRY_DESTINATIONS), by name."""
+    return sorted(settings.CONSENTRY_DESTINATIONS)
+
+
 @transaction.atomic
-def dataset_destination_set(*, dataset: Dataset, name: str, actor: Actor) -> None:
-    """Send this dataset's next versions to ``name`` ('' stops sending)."""
+def dataset_destination_set(*, dataset: Dataset, name: str,
+                            actor: Actor) -> DatasetDestination | None:
+    """Send this dataset's next versions to ``name`` ('' stops sending). Returns the row,
+    None when there is none. Each change is one event vouching for the row
+    (datasets/vouched.py); setting what is already set changes and records nothing."""
     if name:
         destination_parse(name)
-    DatasetDestination.objects.filter(dataset=dataset).delete()
-    if name:
-        DatasetDestination.objects.create(dataset=dataset, name=name, set_by=actor.label,
-                                          set_at=timezone.now())
+    # Two stewards changing the same dataset's destination take turns: each reads the
+    # row the other wrote, and each event follows the write it vouches for.
+    list(Dataset.objects.select_for_update().filter(pk=dataset.pk).values_list("pk"))
+    current = DatasetDestination.objects.filter(dataset=dataset).first()
+    previous = current.name if current else ""
+    if previous == name:
+        return current
+    if not name:
+        vouched = unvouch(table=DESTINATION, row_id=current.pk)
+        current.delete()
+        current = None
+    else:
+        if current is None:
+            current = DatasetDestination(dataset=dataset)
+        current.name, current.set_by, current.set_at = name, actor.label, timezone.now()
+        current.save()
+        vouched = vouch(table=DESTINATION, row=current)
     ledger.record(action="dataset.destination_set", event_code=codes.APPLICATION_ACTIVITY,
                   actor=actor, dataset_ref=dataset.pk, purpose_code=dataset.purpose.code,
-                  details={"destination": name or None, "recipient": dataset.recipient})
+                  details=vouched_details({"destination": name or None,
+                                           "previous": previous or None,
+                                           "recipient": dataset.recipient}, vouched))
+    return current
 
 
 def delivery_queue(*, version: DatasetVersion) -> int:

@@ -1,9 +1,11 @@
 """Forms parse the steward's input; datasets.exports.dataset_create validates and writes."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from consent.models import Purpose
 from datasets.deid import Option
+from datasets.delivery import destination_names
 from datasets.models import BurnedInText, Enforcement
 
 OPTION_LABELS = {
@@ -68,3 +70,17 @@ class DatasetForm(forms.Form):
             "burned_in_text")
         } | {"selection": self.selection(),
              "burned_in_text": data["burned_in_text"] or BurnedInText.EXCLUDE}
+
+
+class DestinationForm(forms.Form):
+    """Where the dataset's next versions are sent: a name configured in
+    CONSENTRY_DESTINATIONS, or none (versions are only zipped)."""
+
+    destination = forms.ChoiceField(required=False, error_messages={
+        "invalid_choice": _("%(value)s is not one of the configured destinations.")})
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Read when the form is made: the configuration is the list, not a copy of it.
+        self.fields["destination"].choices = [("", _("None (zip only)"))] + [
+            (name, name) for name in destination_names()]

@@ -2,7 +2,15 @@
 
 from django.db.models import Count, QuerySet
 
-from datasets.models import DatasetVersion, Delivery, VersionStatus, VersionStudy
+from datasets.delivery import DELIVERY_REQUESTED
+from datasets.models import (
+    DatasetDestination,
+    DatasetVersion,
+    Delivery,
+    VersionStatus,
+    VersionStudy,
+)
+from outbox.models import OutboxMessage
 
 
 def version_progress(version: DatasetVersion) -> dict:
@@ -27,3 +35,15 @@ def version_deliveries(version: DatasetVersion) -> QuerySet[Delivery]:
     """What was sent to the dataset's destination, study by study (the version page)."""
     return (Delivery.objects.filter(version_study__version=version)
             .select_related("version_study__study").order_by("pk"))
+
+
+def dataset_destination(dataset_id: int) -> DatasetDestination | None:
+    return DatasetDestination.objects.filter(dataset_id=dataset_id).first()
+
+
+def delivery_retry(version: DatasetVersion) -> OutboxMessage | None:
+    """The outbox message that sends the version: its attempts, when it is tried again
+    (``lease_until`` while pending) and its last error."""
+    return (OutboxMessage.objects.filter(kind=DELIVERY_REQUESTED,
+                                         payload__version_id=version.pk)
+            .order_by("-pk").first())

@@ -10,6 +10,8 @@ urlpatterns = [
     path("<int:dataset_id>/", views.dataset_detail, name="dataset"),
     path("<int:dataset_id>/preview/", views.dataset_preview, name="dataset-preview"),
     path("<int:dataset_id>/run/", views.dataset_run, name="dataset-run"),
+    path("<int:dataset_id>/destination/", views.dataset_destination,
+         name="dataset-destination"),
     path("notices/<int:notice_id>/confirm/", views.withdrawal_confirm_view,
          name="withdrawal-confirm"),
     path("versions/<int:version_id>/", views.version_detail, name="dataset-version"),

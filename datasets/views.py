@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import FileResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from access.roles import Role, role_required
@@ -17,11 +18,13 @@ from audit import codes, ledger
 from audit.ledger import Actor
 from datasets import selectors
 from datasets.approvals import approval_state, legal_basis_decide
+from datasets.delivery import dataset_destination_set, destination_names
 from datasets.exports import dataset_create, export_preview, export_request
-from datasets.forms import DatasetForm
+from datasets.forms import DatasetForm, DestinationForm
 from datasets.models import (
     Dataset,
     DatasetVersion,
+    DeliveryStatus,
     Enforcement,
     VersionStatus,
     WithdrawalNotice,
@@ -30,6 +33,7 @@ from datasets.packaging import NotDownloadable, version_download, zip_name
 from datasets.selection import selected_studies
 from datasets.signing import public_pem, published_keys
 from datasets.withdrawals import withdrawal_confirm
+from outbox.services import MAX_ATTEMPTS
 
 steward_only = role_required(Role.STEWARD)
 FATES_PER_PAGE = 100  # a page, not a dump; the manifest and the API hold every study
@@ -102,7 +106,35 @@ def dataset_detail(request, dataset_id: int):
                .select_related("version").prefetch_related("studies__version_study"))
     return render(request, "datasets/detail.html", {
         "dataset": dataset, "versions": versions, "notices": notices,
-        "approval": approval_state(dataset)})
+        "approval": approval_state(dataset),
+        "destination": selectors.dataset_destination(dataset.pk),
+        "destination_names": destination_names()})
+
+
+@steward_only
+@require_POST
+def dataset_destination(request, dataset_id: int):
+    """Set or clear where the dataset's next versions are sent (the dataset page's form)."""
+    dataset = get_object_or_404(Dataset.objects.select_related("purpose"), pk=dataset_id)
+    form = DestinationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Nothing was changed: %(why)s") % {
+            "why": "; ".join(form.errors["destination"])})
+        return redirect("dataset", dataset_id=dataset.pk)
+    try:
+        row = dataset_destination_set(dataset=dataset, name=form.cleaned_data["destination"],
+                                      actor=_actor(request))
+    except ValidationError as exc:
+        messages.error(request, _("Nothing was changed: %(why)s") % {
+            "why": "; ".join(exc.messages)})
+        return redirect("dataset", dataset_id=dataset.pk)
+    if row is None:
+        messages.success(request, _("No destination: versions from now on are only made as a "
+                                    "zip."))
+    else:
+        messages.success(request, _("Versions from now on are sent to %(name)s.")
+                         % {"name": row.name})
+    return redirect("dataset", dataset_id=dataset.pk)
 
 
 @steward_only
@@ -167,6 +199,7 @@ def version_detail(request, version_id: int):
     version = get_object_or_404(DatasetVersion.objects.select_related("dataset__purpose"),
                                 pk=version_id)
     fates, listing = _fates_listing(request, version)
+    deliveries = list(selectors.version_deliveries(version))
     if version.status in (VersionStatus.COMPLETE, VersionStatus.FAILED):
         with transaction.atomic():
             # The list names the hospital's studies (accession numbers): a use of PHI.
@@ -179,7 +212,10 @@ def version_detail(request, version_id: int):
         "fates_total": version.studies_done, "listing": listing,
         "excluded": selectors.excluded_by_reason(version).items(),
         "notices": version.notices.prefetch_related("studies__version_study"),
-        "deliveries": selectors.version_deliveries(version)})
+        "deliveries": deliveries, "retry": selectors.delivery_retry(version),
+        "retry_max": MAX_ATTEMPTS,
+        "failing": any(d.status == DeliveryStatus.FAILED for d in deliveries),
+        "destination": selectors.dataset_destination(version.dataset_id)})
 
 
 @steward_only

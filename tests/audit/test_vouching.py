@@ -18,6 +18,8 @@ from consent.governance import guardianship_create, guardianship_end, purpose_up
 from consent.models import ConsentForm, ConsentRecord, Guardianship, Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
+from datasets.delivery import dataset_destination_set
+from datasets.models import DatasetDestination
 from tests.clients import signed_in
 from tests.conftest import make_user
 from tests.datasets.helpers import make_dataset
@@ -113,6 +115,49 @@ def test_a_role_slipped_in_and_a_dataset_edited_are_named(world, outsider):
     assert f"dataset {dataset.pk} differs from ledger event" in message
     run = verification_run(trigger="test")
     assert not run.ok and len(run.problem.splitlines()) == 2
+
+
+@pytest.fixture
+def destinations(settings):
+    settings.CONSENTRY_DESTINATIONS = {"research": "dicom://RESEARCH@10.1.2.3:4242",
+                                       "ai-lab": "stow+https://lab.example/dicom-web"}
+
+
+def test_a_dataset_destination_changed_behind_the_back_is_named(world, destinations):
+    row = dataset_destination_set(dataset=world["dataset"], name="research", actor=ADMIN)
+    assert verify_rows() == []
+    with connection.cursor() as cursor:  # versions would go to a PACS nobody chose
+        cursor.execute("UPDATE datasets_datasetdestination SET name = 'ai-lab' WHERE id = %s",
+                       [row.pk])
+    event = AuditEvent.objects.get(action="dataset.destination_set")
+    assert event.details["vouch"][0]["table"] == "datasets.datasetdestination"
+    assert f"dataset destination {row.pk} differs from ledger event {event.pk}" in broken()
+
+
+def test_a_destination_slipped_in_or_removed_behind_the_back_is_named(world, destinations,
+                                                                       steward):
+    kept = dataset_destination_set(dataset=world["dataset"], name="research", actor=ADMIN)
+    other = make_dataset(steward, name="Knee MR")
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM datasets_datasetdestination WHERE id = %s", [kept.pk])
+    DatasetDestination.objects.create(dataset=other, name="ai-lab", set_by="nobody",
+                                      set_at=kept.set_at)  # no service, no event
+    message = broken()
+    assert f"dataset destination {kept.pk} (ledger event" in message and "is gone" in message
+    slipped = DatasetDestination.objects.get(dataset=other)
+    assert f"dataset destination {slipped.pk} has no ledger event" in message
+
+
+def test_destinations_changed_and_cleared_through_the_service_verify(world, destinations):
+    dataset = world["dataset"]
+    first = dataset_destination_set(dataset=dataset, name="research", actor=ADMIN)
+    second = dataset_destination_set(dataset=dataset, name="ai-lab", actor=ADMIN)
+    assert second.pk == first.pk and verify_rows() == []
+    assert dataset_destination_set(dataset=dataset, name="", actor=ADMIN) is None
+    assert not DatasetDestination.objects.exists() and verify_rows() == []
+    dataset_destination_set(dataset=dataset, name="", actor=ADMIN)  # nothing to change
+    assert [e.details["destination"] for e in AuditEvent.objects.filter(
+        action="dataset.destination_set").order_by("id")] == ["research", "ai-lab", None]
 
 
 def test_a_row_deleted_through_a_service_is_not_missed(world, outsider):
