@@ -19,7 +19,9 @@ from datetime import date
 from pathlib import Path
 
 import pydicom
+from pydicom._uid_dict import UID_dictionary
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -37,6 +39,27 @@ NEEDED_KEYWORDS = (
     "AnatomicRegionSequence", "ProtocolName", "BurnedInAnnotation",
 )
 NEEDED_TAGS = [pydicom.tag.Tag(keyword) for keyword in NEEDED_KEYWORDS]
+
+# Standard transfer syntaxes newer than pydicom 3.0's dictionary (PS3.6 Table A-1). pydicom
+# reads their files, but refuses to write a dataset that names one, so an export of a file
+# registered in one would fail: taught to pydicom here, once, for every module that reads
+# or writes DICOM. All are explicit VR little endian with encapsulated pixel data.
+NEWER_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2.8.1": ("Deflated Image Frame Compression",
+                              "DeflatedImageFrameCompression"),
+    "1.2.840.10008.1.2.4.110": ("JPEG XL Lossless", "JPEGXLLossless"),
+    "1.2.840.10008.1.2.4.111": ("JPEG XL JPEG Recompression", "JPEGXLJPEGRecompression"),
+    "1.2.840.10008.1.2.4.112": ("JPEG XL", "JPEGXL"),
+}
+
+
+def know_newer_transfer_syntaxes() -> None:
+    """Add ``NEWER_TRANSFER_SYNTAXES`` to pydicom's UID dictionary (idempotent)."""
+    for uid, (name, keyword) in NEWER_TRANSFER_SYNTAXES.items():
+        UID_dictionary.setdefault(uid, (name, "Transfer Syntax", "", "", keyword))
+
+
+know_newer_transfer_syntaxes()
 
 
 class DicomRejected(Exception):
@@ -239,6 +262,7 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
                 )
             _check_complete(ds, size)
             header = _header_from(ds, path, size, default_issuer)
+            _check_transfer_syntax(ds)
     except DicomRejected:
         raise
     except InvalidDicomError as exc:
@@ -248,6 +272,19 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
     except Exception as exc:  # pydicom raises many kinds on malformed data
         raise DicomRejected(f"malformed DICOM: {type(exc).__name__}: {exc}"[:300]) from exc
     return header
+
+
+def _check_transfer_syntax(ds: pydicom.Dataset) -> None:
+    """The file must name a transfer syntax that can be written again: an export keeps it
+    (the pixels are copied as they are), and without one nobody knows how the pixel data
+    is encoded. pydicom reads on by guessing; registration does not guess."""
+    meta = getattr(ds, "file_meta", None) or pydicom.Dataset()
+    syntax = str(meta.get("TransferSyntaxUID", "") or "").replace("\x00", "").strip()
+    if not syntax:
+        raise DicomRejected("no Transfer Syntax UID in the file meta information")
+    if not UID(syntax).is_transfer_syntax:
+        raise DicomRejected(f"unsupported transfer syntax {syntax[:64]!r} (private or "
+                            "unknown: its pixel data cannot be interpreted)")
 
 
 def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
@@ -271,13 +308,18 @@ def header_from_dataset(ds: pydicom.Dataset, *, path: str, size: int, sha256: st
         raise DicomRejected("no PatientID")
     if len(patient_id) > 64:
         raise DicomRejected("PatientID is longer than 64 characters")
+    # A file whose dataset lacks SOP Class UID still names it in its file meta.
+    sop_class_uid = (_text(ds, "SOPClassUID")
+                     or str(meta.get("MediaStorageSOPClassUID", "") or "").strip("\x00 "))
+    if not sop_class_uid:
+        raise DicomRejected("no SOPClassUID")
     sex = _text(ds, "PatientSex").upper()[:1]
     return DicomHeader(
         path=path,
         size=size,
         sha256=sha256,
         transfer_syntax_uid=str(meta.get("TransferSyntaxUID", ""))[:64],
-        sop_class_uid=_text(ds, "SOPClassUID")[:64],
+        sop_class_uid=sop_class_uid[:64],
         sop_uid=sop_uid,
         study_uid=study_uid,
         series_uid=series_uid,

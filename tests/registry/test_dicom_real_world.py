@@ -1,0 +1,67 @@
+"""Registration of files as other software writes them: what an export could not write
+again is refused here with its reason, and what it can is registered. Each case was found
+running registration and an export over public test data of other DICOM packages; the
+files are rebuilt from pydicom's own test files."""
+
+import pydicom
+import pydicom.encaps
+import pytest
+
+from registry.dicom import DicomRejected, read_header
+
+
+def ct() -> pydicom.FileDataset:
+    from tests.conftest import CORPUS
+
+    return pydicom.dcmread(CORPUS / "CT_small.dcm")
+
+
+def test_a_file_without_a_transfer_syntax_is_refused(tmp_path):
+    """pydicom guesses the encoding of such a file; nobody knows its pixel encoding."""
+    ds = ct()
+    del ds.file_meta.TransferSyntaxUID
+    path = tmp_path / "no-syntax.dcm"
+    ds.save_as(path, implicit_vr=False, little_endian=True)
+    with pytest.raises(DicomRejected, match="no Transfer Syntax UID"):
+        read_header(path)
+
+
+def test_a_private_transfer_syntax_is_refused(tmp_path):
+    """GE's private implicit little endian with big endian pixels, for one: an export keeps
+    the syntax, and pydicom cannot write a dataset in one it does not know."""
+    ds = ct()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.113619.5.2"
+    path = tmp_path / "ge-private.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    with pytest.raises(DicomRejected, match=r"unsupported transfer syntax '1\.2\.840\.113619"):
+        read_header(path)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.8.1", "1.2.840.10008.1.2.4.112"])
+def test_a_newer_standard_transfer_syntax_is_registered(tmp_path, syntax):
+    """Deflated Image Frame Compression (pydicom-data's liver_deflate.dcm) and JPEG XL."""
+    ds = ct()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.PixelData = pydicom.encaps.encapsulate([ds.PixelData])
+    path = tmp_path / "newer.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert read_header(path).transfer_syntax_uid == syntax
+
+
+def test_sop_class_uid_is_taken_from_the_meta_when_the_dataset_lacks_it(tmp_path):
+    ds = ct()
+    sop_class = ds.SOPClassUID
+    del ds.SOPClassUID
+    path = tmp_path / "no-class.dcm"
+    ds.save_as(path)
+    assert read_header(path).sop_class_uid == sop_class
+
+
+def test_a_file_without_any_sop_class_uid_is_refused(tmp_path):
+    ds = ct()
+    del ds.SOPClassUID
+    del ds.file_meta.MediaStorageSOPClassUID
+    path = tmp_path / "no-class.dcm"
+    ds.save_as(path)
+    with pytest.raises(DicomRejected, match="no SOPClassUID"):
+        read_header(path)
