@@ -39,6 +39,8 @@ NEEDED_KEYWORDS = (
     "AnatomicRegionSequence", "ProtocolName", "BurnedInAnnotation",
 )
 NEEDED_TAGS = [pydicom.tag.Tag(keyword) for keyword in NEEDED_KEYWORDS]
+# Read too (its header only: the value is deferred) to hold its encoding to the syntax's.
+PIXEL_DATA = pydicom.tag.Tag(0x7FE00010)
 
 # Standard transfer syntaxes newer than pydicom 3.0's dictionary (PS3.6 Table A-1). pydicom
 # reads their files, but refuses to write a dataset that names one, so an export of a file
@@ -229,7 +231,13 @@ class _SeekWatchingReader(io.BufferedReader):
 
 def _check_complete(ds: pydicom.Dataset, size: int) -> None:
     """Every value the header announces must lie inside the file."""
-    for element in ds.elements():
+    meta = getattr(ds, "file_meta", None) or pydicom.Dataset()
+    if meta.get("TransferSyntaxUID") == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        # Offsets count in the inflated stream, not in the file; zlib refuses a cut one.
+        return
+    for tag in ds.keys():  # noqa: SIM118 - a Dataset iterated converts each element
+        # Deferred values stay unread: the pixel data's header is all this needs.
+        element = ds.get_item(tag, keep_deferred=True)
         length = getattr(element, "length", None)
         tell = getattr(element, "value_tell", None)
         if length is None or tell is None or length == UNDEFINED_LENGTH:
@@ -254,7 +262,7 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
             warnings.simplefilter("ignore")
             with _SeekWatchingReader(io.FileIO(path, "r")) as handle:
                 ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE,
-                                     specific_tags=NEEDED_TAGS)
+                                     specific_tags=[*NEEDED_TAGS, PIXEL_DATA])
             if handle.furthest > size:
                 raise DicomRejected(
                     f"truncated: the header announces {handle.furthest} bytes but the file "
@@ -285,6 +293,13 @@ def _check_transfer_syntax(ds: pydicom.Dataset) -> None:
     if not UID(syntax).is_transfer_syntax:
         raise DicomRejected(f"unsupported transfer syntax {syntax[:64]!r} (private or "
                             "unknown: its pixel data cannot be interpreted)")
+    pixels = ds.get_item(PIXEL_DATA, keep_deferred=True)  # its header, not its value
+    if (pixels is not None and getattr(pixels, "length", 0) == UNDEFINED_LENGTH
+            and not UID(syntax).is_encapsulated):
+        # Compressed pixels labelled as native (fo-dicom's GH1376.dcm): no reader can decode
+        # them as labelled, and an export would pass the contradiction on.
+        raise DicomRejected(f"the pixel data is encapsulated (compressed), but the transfer "
+                            f"syntax {syntax[:64]!r} says it is not")
 
 
 def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str

@@ -3,6 +3,8 @@ again is refused here with its reason, and what it can is registered. Each case 
 running registration and an export over public test data of other DICOM packages; the
 files are rebuilt from pydicom's own test files."""
 
+import io
+
 import pydicom
 import pydicom.encaps
 import pytest
@@ -65,3 +67,25 @@ def test_a_file_without_any_sop_class_uid_is_refused(tmp_path):
     ds.save_as(path)
     with pytest.raises(DicomRejected, match="no SOPClassUID"):
         read_header(path)
+
+
+def test_compressed_pixels_under_a_native_transfer_syntax_are_refused(tmp_path):
+    """fo-dicom's GH1376.dcm: encapsulated pixel data in a file that says Explicit VR Little
+    Endian. Nobody can decode its pixels as labelled; an export would pass that on."""
+    from tests.conftest import CORPUS
+
+    ds = pydicom.dcmread(CORPUS / "MR_small_RLE.dcm")
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    data = io.BytesIO()
+    ds.save_as(data)
+    # pydicom writes the fragments with a defined length: made undefined, with the
+    # delimiter, as GH1376.dcm has them.
+    head = b"\xe0\x7f\x10\x00OB\x00\x00"
+    at = data.getvalue().rindex(head) + len(head)
+    path = tmp_path / "mislabelled.dcm"
+    path.write_bytes(data.getvalue()[:at] + b"\xff\xff\xff\xff" + data.getvalue()[at + 4:]
+                     + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    assert pydicom.dcmread(path)["PixelData"].is_undefined_length
+    with pytest.raises(DicomRejected, match="pixel data is encapsulated"):
+        read_header(path)
+
