@@ -435,8 +435,10 @@ def _scrub(text: str, identifiers: list[str]) -> str:
         loose = "[-_. ]?".join(re.escape(c) for c in identifier if c.isalnum())
         if loose:
             text = re.sub(loose, "", text, flags=re.IGNORECASE)
-    # A label whose value went ("born", "mrn:") says nothing any more.
+    # A label whose value went ("born", "mrn:") says nothing any more, nor do the
+    # delimiters of a person name whose components went ("^=^").
     text = _DANGLING_LABEL.sub("", text)
+    text = re.sub(r"(?<!\S)[\^=]+(?!\S)", "", text)
     text = re.sub(r"\s+([,;:])", r"\1", " ".join(text.split()))
     return re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text).strip(" ,;:-")
 
@@ -445,7 +447,10 @@ def _identifiers_of(ds: Dataset) -> list[str]:
     """Strings that identify this patient, for Clean Descriptors: name parts, ids, dates."""
     found: set[str] = set()
     name = str(ds.get("PatientName", "") or "")
-    found.update(p for p in re.split(r"[\^= ]", name) if len(p) >= 2)
+    # A one-letter component is a name too where the letter is a syllable or a word: a
+    # Chinese or Korean family name (王, 洪, 홍) is one character.
+    found.update(p for p in re.split(r"[\^= ]", name)
+                 if len(p) >= 2 or (p and not p.isascii() and p.isalpha()))
     for keyword in ("PatientID", "AccessionNumber", "OtherPatientIDs", "PatientBirthDate",
                     "StudyDate", "InstitutionName", "ReferringPhysicianName", "StudyID"):
         value = ds.get(keyword)

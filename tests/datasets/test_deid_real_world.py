@@ -180,3 +180,21 @@ def test_a_newer_standard_transfer_syntax_is_written_again(syntax):
     read = pydicom.dcmread(io.BytesIO(buffer.getvalue()), stop_before_pixels=True)
     out = pydicom.dcmread(io.BytesIO(exported(read)), stop_before_pixels=True)
     assert out.file_meta.TransferSyntaxUID == syntax
+
+
+# pydicom's own character set files: with Clean Descriptors, a description that names the
+# patient kept the one-character components of Chinese and Korean names (王, 洪, 홍) and
+# the name's delimiters ("Study of ^=王^").
+CHARSETS = CORPUS.parent / "charset_files"
+
+
+@pytest.mark.parametrize("name", ["chrX1.dcm", "chrX2.dcm", "chrI2.dcm", "chrH31.dcm",
+                                  "chrArab.dcm", "chrGerm.dcm"])
+def test_clean_descriptors_removes_the_name_in_any_character_set(name):
+    ds = pydicom.dcmread(CHARSETS / name)
+    person = str(ds.PatientName)
+    ds.StudyDescription = f"Study of {person} x"
+    ds.ImageComments = f"{person.replace('^', '')} comments"
+    out = pydicom.dcmread(io.BytesIO(exported(ds, ALL_OPTIONS)))
+    assert out.StudyDescription == "Study of x"
+    assert out.ImageComments == "comments"
