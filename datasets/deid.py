@@ -78,6 +78,20 @@ class Rule:
     action: str
 
 
+# Identifying attributes the parsed table has no row for, each removed (X): a birth or death
+# date written in another calendar, and the qualifiers and issuers of identifiers the table
+# removes or empties (Issuer of Patient ID, Accession Number, the order numbers).
+SUPPLEMENT = {
+    0x00100033: "Patient's Birth Date in Alternative Calendar",
+    0x00100034: "Patient's Death Date in Alternative Calendar",
+    0x00100035: "Patient's Alternative Calendar",
+    0x00100024: "Issuer of Patient ID Qualifiers Sequence",
+    0x00080051: "Issuer of Accession Number Sequence",
+    0x00400026: "Order Placer Identifier Sequence",
+    0x00400027: "Order Filler Identifier Sequence",
+}
+
+
 @cache
 def _table() -> tuple[dict[int, dict], list[tuple[re.Pattern, dict]]]:
     exact: dict[int, dict] = {}
@@ -90,6 +104,8 @@ def _table() -> tuple[dict[int, dict], list[tuple[re.Pattern, dict]]]:
             patterns.append((re.compile("^" + tag_id.replace("x", "[0-9a-f]") + "$"), row))
         else:
             exact[int(tag_id, 16)] = row
+    for tag, name in SUPPLEMENT.items():
+        exact.setdefault(tag, {"name": name, "basicProfile": "X"})
     return exact, patterns
 
 

@@ -198,3 +198,24 @@ def test_clean_descriptors_removes_the_name_in_any_character_set(name):
     out = pydicom.dcmread(io.BytesIO(exported(ds, ALL_OPTIONS)))
     assert out.StudyDescription == "Study of x"
     assert out.ImageComments == "comments"
+
+
+def test_identifiers_the_parsed_table_has_no_row_for_are_removed():
+    """A birth date in another calendar is a birth date; the qualifiers of an issuer the
+    table removes name the hospital. The parsed Table E.1-1 has no row for them."""
+    ds = ct()
+    ds.PatientBirthDateInAlternativeCalendar = "1340/04/23"
+    ds.PatientAlternativeCalendar = "I"
+    qualifiers = Dataset()
+    qualifiers.UniversalEntityID = "urn:oid:1.2.3.4.5.617"
+    qualifiers.UniversalEntityIDType = "ISO"
+    ds.IssuerOfPatientIDQualifiersSequence = pydicom.Sequence([qualifiers])
+    order = Dataset()
+    order.LocalNamespaceEntityID = "QUILLFEATHER-CLINIC"
+    ds.OrderPlacerIdentifierSequence = pydicom.Sequence([order])
+    for options in (frozenset(), ALL_OPTIONS):
+        data = exported(copy.deepcopy(ds), options)
+        for value in (b"1340/04/23", b"1.2.3.4.5.617", b"QUILLFEATHER"):
+            assert value not in data
+        out = pydicom.dcmread(io.BytesIO(data))
+        assert "PatientAlternativeCalendar" not in out
