@@ -133,11 +133,17 @@ def parse_date(value: object) -> date | None:
         return None
 
 
+INT32 = range(-(2**31), 2**31)
+
+
 def parse_int(value: object) -> int | None:
+    """A DICOM IS as the integer columns hold it (32 bits): None when absent, not a number,
+    or beyond them (an IS has up to twelve characters)."""
     try:
-        return int(str(value).strip()) if value not in (None, "") else None
+        number = int(str(value).strip()) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and number in INT32 else None
 
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
