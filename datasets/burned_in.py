@@ -67,6 +67,12 @@ def boxes_to_black_out(ds: pydicom.Dataset) -> tuple[list[TextBox], bool]:
 def redact(ds: pydicom.Dataset, boxes: list[TextBox]) -> int:
     """Black out ``boxes`` (padded) in every frame and store the pixels uncompressed, with
     Burned In Annotation set to NO only now that the text is gone. Returns the regions."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is not None and syntax.is_transfer_syntax and not syntax.is_little_endian:
+        # pydicom writes pixels little endian only, and will not turn a big endian file
+        # into a little endian one: such an image cannot be blacked out, so it is left out.
+        raise PixelsUnreadable("big endian pixel data cannot be rewritten to black out "
+                               "the text")
     pixels = np.array(_decoded(ds), copy=True)
     multi = int(ds.get("NumberOfFrames", 1) or 1) > 1
     rows, columns = int(ds.Rows), int(ds.Columns)
