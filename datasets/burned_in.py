@@ -86,8 +86,14 @@ def redact(ds: pydicom.Dataset, boxes: list[TextBox]) -> int:
             pixels[top:bottom, left:right] = 0
     photometric = "RGB" if pixels.shape[-1] == 3 and int(ds.SamplesPerPixel) == 3 else \
         str(ds.PhotometricInterpretation)
-    ds.set_pixel_data(pixels, photometric_interpretation=photometric,
-                      bits_stored=int(ds.BitsStored))
+    try:
+        ds.set_pixel_data(pixels, photometric_interpretation=photometric,
+                          bits_stored=int(ds.BitsStored))
+    except (ValueError, NotImplementedError) as exc:
+        # pydicom writes 8 and 16 bit pixels of the usual photometric interpretations
+        # only (32 bit RGB, for one, is refused): what it cannot write is left out.
+        raise PixelsUnreadable(f"the pixels cannot be rewritten to black out the text "
+                               f"({type(exc).__name__}: {str(exc)[:100]})") from exc
     ds.BurnedInAnnotation = "NO"
     return len(boxes)
 

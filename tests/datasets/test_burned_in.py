@@ -198,3 +198,14 @@ def test_a_big_endian_image_with_text_is_left_out_with_its_reason(tmp_path):
     assert "big endian" in check.refused
     assert not study_pixel_check([str(path)], redact_text=False,
                                  header_says_text=False).summary
+
+
+def test_pixels_pydicom_cannot_rewrite_are_refused_not_raised():
+    """pydicom-data's SC_rgb_32bit.dcm: 32 bit samples, which pydicom will not write."""
+    ds = image_with(None, colour=True)
+    wide = ds.pixel_array.astype(np.uint32) << 24
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = wide.tobytes()
+    assert ds.pixel_array.dtype == np.uint32
+    with pytest.raises(PixelsUnreadable, match="cannot be rewritten"):
+        redact(ds, [])
