@@ -41,6 +41,11 @@ NEEDED_KEYWORDS = (
 NEEDED_TAGS = [pydicom.tag.Tag(keyword) for keyword in NEEDED_KEYWORDS]
 # Read too (its header only: the value is deferred) to hold its encoding to the syntax's.
 PIXEL_DATA = pydicom.tag.Tag(0x7FE00010)
+# Overlay Bits Allocated, Bit Position and Data of the 16 overlay groups: an overlay stored in
+# the pixel data's unused high bits (a retired encoding) is refused.
+OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
+OVERLAY_TAGS = [pydicom.tag.Tag(group, element) for group in OVERLAY_GROUPS
+                for element in (0x0100, 0x0102, 0x3000)]
 
 # Standard transfer syntaxes newer than pydicom 3.0's dictionary (PS3.6 Table A-1). pydicom
 # reads their files, but refuses to write a dataset that names one, so an export of a file
@@ -268,7 +273,8 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
             warnings.simplefilter("ignore")
             with _SeekWatchingReader(io.FileIO(path, "r")) as handle:
                 ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE,
-                                     specific_tags=[*NEEDED_TAGS, PIXEL_DATA])
+                                     specific_tags=[*NEEDED_TAGS, PIXEL_DATA,
+                                                    *OVERLAY_TAGS])
             if handle.furthest > size:
                 raise DicomRejected(
                     f"truncated: the header announces {handle.furthest} bytes but the file "
@@ -277,6 +283,7 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
             _check_complete(ds, size)
             header = _header_from(ds, path, size, default_issuer)
             _check_transfer_syntax(ds)
+            _check_overlays(ds)
     except DicomRejected:
         raise
     except InvalidDicomError as exc:
@@ -306,6 +313,24 @@ def _check_transfer_syntax(ds: pydicom.Dataset) -> None:
         # them as labelled, and an export would pass the contradiction on.
         raise DicomRejected(f"the pixel data is encapsulated (compressed), but the transfer "
                             f"syntax {syntax[:64]!r} says it is not")
+
+
+def _check_overlays(ds: pydicom.Dataset) -> None:
+    """An overlay kept in the pixel data's unused bits (Overlay Bit Position above 0, no
+    Overlay Data of its own) is part of the pixels: de-identification removes the overlay
+    group, but its graphics and text would stay in every exported pixel value (dcm4che's
+    ovly_p01.dcm carries two such planes)."""
+    for group in OVERLAY_GROUPS:
+        if ds.get_item((group, 0x3000), keep_deferred=True) is not None:
+            continue  # in Overlay Data: removed with its group
+        position = ds.get((group, 0x0102))
+        allocated = ds.get((group, 0x0100))
+        position = parse_int(position.value) if position is not None else None
+        allocated = parse_int(allocated.value) if allocated is not None else None
+        if (position or 0) > 0 or (allocated or 1) > 1:
+            raise DicomRejected(
+                f"an overlay (group {group:04X}) is stored in the pixel data's unused bits: "
+                "de-identification cannot remove it without rewriting the pixels")
 
 
 def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str

@@ -89,3 +89,25 @@ def test_compressed_pixels_under_a_native_transfer_syntax_are_refused(tmp_path):
     with pytest.raises(DicomRejected, match="pixel data is encapsulated"):
         read_header(path)
 
+
+
+def test_an_overlay_kept_in_the_pixels_unused_bits_is_refused(tmp_path):
+    """dcm4che's ovly_p01.dcm: two overlay planes in bits 14 and 15 of the pixel data. The
+    export removed the overlay group but copied the pixels, graphics and text included."""
+    ds = ct()
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.add_new(0x60020010, "US", ds.Rows)
+    ds.add_new(0x60020011, "US", ds.Columns)
+    ds.add_new(0x60020040, "CS", "G")
+    ds.add_new(0x60020050, "SS", [1, 1])
+    ds.add_new(0x60020100, "US", 16)  # Overlay Bits Allocated: the pixel's own
+    ds.add_new(0x60020102, "US", 14)  # Overlay Bit Position
+    path = tmp_path / "embedded-overlay.dcm"
+    ds.save_as(path)
+    with pytest.raises(DicomRejected, match=r"overlay \(group 6002\) is stored in the pixel"):
+        read_header(path)
+
+
+def test_an_overlay_with_its_own_data_is_registered(corpus):
+    """examples_overlay.dcm keeps its overlay in Overlay Data, which the export removes."""
+    assert read_header(corpus / "examples_overlay.dcm").sop_uid
