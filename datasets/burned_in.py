@@ -67,6 +67,12 @@ def boxes_to_black_out(ds: pydicom.Dataset) -> tuple[list[TextBox], bool]:
 def redact(ds: pydicom.Dataset, boxes: list[TextBox]) -> int:
     """Black out ``boxes`` (padded) in every frame and store the pixels uncompressed, with
     Burned In Annotation set to NO only now that the text is gone. Returns the regions."""
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is not None and syntax.is_transfer_syntax and not syntax.is_little_endian:
+        # pydicom writes pixels little endian only, and will not turn a big endian file
+        # into a little endian one: such an image cannot be blacked out, so it is left out.
+        raise PixelsUnreadable("big endian pixel data cannot be rewritten to black out "
+                               "the text")
     pixels = np.array(_decoded(ds), copy=True)
     multi = int(ds.get("NumberOfFrames", 1) or 1) > 1
     rows, columns = int(ds.Rows), int(ds.Columns)
@@ -80,8 +86,14 @@ def redact(ds: pydicom.Dataset, boxes: list[TextBox]) -> int:
             pixels[top:bottom, left:right] = 0
     photometric = "RGB" if pixels.shape[-1] == 3 and int(ds.SamplesPerPixel) == 3 else \
         str(ds.PhotometricInterpretation)
-    ds.set_pixel_data(pixels, photometric_interpretation=photometric,
-                      bits_stored=int(ds.BitsStored))
+    try:
+        ds.set_pixel_data(pixels, photometric_interpretation=photometric,
+                          bits_stored=int(ds.BitsStored))
+    except (ValueError, NotImplementedError) as exc:
+        # pydicom writes 8 and 16 bit pixels of the usual photometric interpretations
+        # only (32 bit RGB, for one, is refused): what it cannot write is left out.
+        raise PixelsUnreadable(f"the pixels cannot be rewritten to black out the text "
+                               f"({type(exc).__name__}: {str(exc)[:100]})") from exc
     ds.BurnedInAnnotation = "NO"
     return len(boxes)
 

@@ -34,6 +34,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from registry.dicom import know_newer_transfer_syntaxes
+
+# An export keeps the source's transfer syntax: pydicom must know the newer ones to write it.
+know_newer_transfer_syntaxes()
+
 TABLE_PATH = Path(__file__).parent / "data" / "ps3.15-table-e1-1.json"
 STANDARD_REVISION = "2024e"
 # Our implementation's UID (a 2.25 UUID-derived UID) for the file meta.
@@ -73,6 +78,20 @@ class Rule:
     action: str
 
 
+# Identifying attributes the parsed table has no row for, each removed (X): a birth or death
+# date written in another calendar, and the qualifiers and issuers of identifiers the table
+# removes or empties (Issuer of Patient ID, Accession Number, the order numbers).
+SUPPLEMENT = {
+    0x00100033: "Patient's Birth Date in Alternative Calendar",
+    0x00100034: "Patient's Death Date in Alternative Calendar",
+    0x00100035: "Patient's Alternative Calendar",
+    0x00100024: "Issuer of Patient ID Qualifiers Sequence",
+    0x00080051: "Issuer of Accession Number Sequence",
+    0x00400026: "Order Placer Identifier Sequence",
+    0x00400027: "Order Filler Identifier Sequence",
+}
+
+
 @cache
 def _table() -> tuple[dict[int, dict], list[tuple[re.Pattern, dict]]]:
     exact: dict[int, dict] = {}
@@ -85,6 +104,8 @@ def _table() -> tuple[dict[int, dict], list[tuple[re.Pattern, dict]]]:
             patterns.append((re.compile("^" + tag_id.replace("x", "[0-9a-f]") + "$"), row))
         else:
             exact[int(tag_id, 16)] = row
+    for tag, name in SUPPLEMENT.items():
+        exact.setdefault(tag, {"name": name, "basicProfile": "X"})
     return exact, patterns
 
 
@@ -172,10 +193,12 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
     is the re-identification key and never leaves the registry."""
     deidentify_elements(ds, context)
     stamp(ds, context, consent)
+    source_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID") or source_meta.get(
+        "MediaStorageSOPClassUID")
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
+    meta.TransferSyntaxUID = source_meta.get("TransferSyntaxUID") or _syntax_read_as(ds)
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     ds.file_meta = meta
@@ -212,6 +235,15 @@ def stamp(ds: Dataset, context: DeidContext, consent: ConsentStamp) -> None:
     ds.add_new(0x00120084, "CS", consent.distribution_type)
 
 
+def _syntax_read_as(ds: Dataset) -> str:
+    """The uncompressed transfer syntax pydicom read a file without one in its meta as."""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit:
+        return pydicom.uid.ImplicitVRLittleEndian
+    return pydicom.uid.ExplicitVRBigEndian if little is False else \
+        pydicom.uid.ExplicitVRLittleEndian
+
+
 def _code(value: str, meaning: str) -> Dataset:
     item = Dataset()
     item.CodeValue = value
@@ -240,18 +272,31 @@ def _apply(ds: Dataset, context: DeidContext, *, strict: bool = False) -> None:
             if int(tag) not in context.private_whitelist:
                 del ds[tag]
             continue
+        if tag.group in NOT_DATASET_GROUPS or tag.element == 0:
+            # Command and file meta elements have no place in a stored dataset's body (the
+            # meta is rebuilt; writing group 2 here fails), stray item and delimiter tags
+            # are debris of a broken encoding that no writer accepts, and group lengths
+            # are stale once anything in their group goes.
+            del ds[tag]
+            continue
         if tag.group & 0xFF01 in (0x5000, 0x6000):
             # Curves and overlays go whole: Overlay Data alone removed leaves a group that
             # describes pixels it no longer has, which validators rightly refuse.
             del ds[tag]
             continue
+        vr = _vr_of(ds, tag)
         rule = rule_for(int(tag), context.options)
+        if rule is None:
+            rule = _silent_rule(ds, tag, vr, context.options)
         kept = (rule is not None and rule.action == "K") or (rule is None and not strict)
-        if kept and _vr_of(ds, tag) != "SQ":
+        if kept and vr != "SQ":
             # Kept as read: an element the profile keeps is never decoded (most of a
             # header), which is what makes an export run near copy speed.
             continue
         element = ds[tag]
+        if element.VR == "UN":
+            del ds[tag]  # a public value that stays unreadable cannot be vouched for
+            continue
         if element.VR == "SQ":
             action = rule.action if rule else "K"
             if int(tag) in REFERENCE_SEQUENCES and action in ("U", "Z", "D"):
@@ -270,17 +315,67 @@ def _apply(ds: Dataset, context: DeidContext, *, strict: bool = False) -> None:
         _act(ds, tag, element, rule.action, context)
 
 
+NOT_DATASET_GROUPS = frozenset({0x0000, 0x0002, 0xFFFE})
+
+# UIDs the table does not name that identify a kind of thing (a SOP class, a transfer
+# syntax, a terminology), never an instance or a person: kept as they are.
+_CLASS_UID_WORDS = ("SOPClass", "TransferSyntax")
+_CLASS_UID_KEYWORDS = frozenset({
+    "ImplementationClassUID", "PrivateInformationCreatorUID", "CodingSchemeUID",
+    "ContextGroupExtensionCreatorUID", "ContextUID", "MappingResourceUID",
+    "CreatorVersionUID", "SegmentationTemplateUID", "TemplateExtensionCreatorUID",
+})
+WELL_KNOWN_UID_ROOT = "1.2.840.10008."
+
+
+def _silent_rule(ds: Dataset, tag: BaseTag, vr: str | None,
+                 options: Iterable[str]) -> Rule | None:
+    """What to do with a public attribute the table does not name (a retired one, one
+    newer than the table, one the dictionary does not know), by what its VR can carry:
+    Annex E lists attributes, but an instance UID, a person's name or a date is an
+    identifier wherever it is. None: kept (or, in a replaced sequence, text replaced)."""
+    if vr is None or vr == "UN":
+        # Not in the dictionary and stored without a VR we can read: nobody can say what
+        # it holds, so it cannot be passed on.
+        return Rule("unknown attribute", "X")
+    if vr == "PN":
+        return Rule("person name", "D")
+    if vr in ("DA", "DT"):
+        return Rule("date", "C" if Option.MODIFIED_DATES in set(options) else "D")
+    if vr == "UI":
+        keyword = pydicom.datadict.keyword_for_tag(tag)
+        if keyword in _CLASS_UID_KEYWORDS or any(w in keyword for w in _CLASS_UID_WORDS):
+            return None
+        values = _values(ds[tag].value)
+        if values and all(v.startswith(WELL_KNOWN_UID_ROOT) for v in values):
+            return None  # a UID of the standard's own names nobody
+        return Rule("instance UID", "U")
+    return None
+
+
+def _values(value) -> list[str]:
+    if isinstance(value, list | pydicom.multival.MultiValue):
+        return [str(v) for v in value if v]
+    return [str(value)] if value else []
+
+
 def _vr_of(ds: Dataset, tag: BaseTag) -> str | None:
-    """The element's VR without decoding its value (implicit VR files: the dictionary's)."""
+    """The element's VR without decoding its value (implicit VR files: the dictionary's).
+    A public element stored as UN (sent on by a system that did not know it) has its
+    dictionary VR: pydicom reads it as that, and a sequence stored as UN must be entered."""
     raw = ds.get_item(tag)
-    if raw is not None and raw.VR:
+    if raw is not None and raw.VR and raw.VR != "UN":
         return raw.VR
-    if getattr(raw, "length", 0) == 0xFFFFFFFF:
-        return "SQ"  # undefined length in an implicit VR file: read as a sequence
     try:
-        return dictionary_VR(tag)
+        vr = dictionary_VR(tag)
     except KeyError:
-        return None
+        vr = None
+    if vr is None or vr in ("NONE", "UN"):
+        if getattr(raw, "length", 0) == 0xFFFFFFFF:
+            return "SQ"  # undefined length: read as a sequence
+        return raw.VR if raw is not None and raw.VR else None
+    # pydicom gives a VR list such as "US or SS" for a few tags: both are numbers.
+    return vr.split(" or ")[0]
 
 
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC"})
@@ -376,8 +471,10 @@ def _scrub(text: str, identifiers: list[str]) -> str:
         text = pattern.sub("", text)
     for loose in _loose_patterns(tuple(identifiers)):
         text = loose.sub("", text)
-    # A label whose value went ("born", "mrn:") says nothing any more.
+    # A label whose value went ("born", "mrn:") says nothing any more, nor do the
+    # delimiters of a person name whose components went ("^=^").
     text = _DANGLING_LABEL.sub("", text)
+    text = re.sub(r"(?<!\S)[\^=]+(?!\S)", "", text)
     text = re.sub(r"\s+([,;:])", r"\1", " ".join(text.split()))
     return re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text).strip(" ,;:-")
 
@@ -386,7 +483,10 @@ def _identifiers_of(ds: Dataset) -> list[str]:
     """Strings that identify this patient, for Clean Descriptors: name parts, ids, dates."""
     found: set[str] = set()
     name = str(ds.get("PatientName", "") or "")
-    found.update(p for p in re.split(r"[\^= ]", name) if len(p) >= 2)
+    # A one-letter component is a name too where the letter is a syllable or a word: a
+    # Chinese or Korean family name (王, 洪, 홍) is one character.
+    found.update(p for p in re.split(r"[\^= ]", name)
+                 if len(p) >= 2 or (p and not p.isascii() and p.isalpha()))
     for keyword in IDENTITY_KEYWORDS:
         value = ds.get(keyword)
         values = value if isinstance(value, list | pydicom.multival.MultiValue) else [value]

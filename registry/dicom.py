@@ -19,7 +19,9 @@ from datetime import date
 from pathlib import Path
 
 import pydicom
+from pydicom._uid_dict import UID_dictionary
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -37,6 +39,34 @@ NEEDED_KEYWORDS = (
     "AnatomicRegionSequence", "ProtocolName", "BurnedInAnnotation",
 )
 NEEDED_TAGS = [pydicom.tag.Tag(keyword) for keyword in NEEDED_KEYWORDS]
+# Read too (its header only: the value is deferred) to hold its encoding to the syntax's.
+PIXEL_DATA = pydicom.tag.Tag(0x7FE00010)
+# Overlay Bits Allocated, Bit Position and Data of the 16 overlay groups: an overlay stored in
+# the pixel data's unused high bits (a retired encoding) is refused.
+OVERLAY_GROUPS = range(0x6000, 0x6020, 2)
+OVERLAY_TAGS = [pydicom.tag.Tag(group, element) for group in OVERLAY_GROUPS
+                for element in (0x0100, 0x0102, 0x3000)]
+
+# Standard transfer syntaxes newer than pydicom 3.0's dictionary (PS3.6 Table A-1). pydicom
+# reads their files, but refuses to write a dataset that names one, so an export of a file
+# registered in one would fail: taught to pydicom here, once, for every module that reads
+# or writes DICOM. All are explicit VR little endian with encapsulated pixel data.
+NEWER_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2.8.1": ("Deflated Image Frame Compression",
+                              "DeflatedImageFrameCompression"),
+    "1.2.840.10008.1.2.4.110": ("JPEG XL Lossless", "JPEGXLLossless"),
+    "1.2.840.10008.1.2.4.111": ("JPEG XL JPEG Recompression", "JPEGXLJPEGRecompression"),
+    "1.2.840.10008.1.2.4.112": ("JPEG XL", "JPEGXL"),
+}
+
+
+def know_newer_transfer_syntaxes() -> None:
+    """Add ``NEWER_TRANSFER_SYNTAXES`` to pydicom's UID dictionary (idempotent)."""
+    for uid, (name, keyword) in NEWER_TRANSFER_SYNTAXES.items():
+        UID_dictionary.setdefault(uid, (name, "Transfer Syntax", "", "", keyword))
+
+
+know_newer_transfer_syntaxes()
 
 
 class DicomRejected(Exception):
@@ -108,11 +138,17 @@ def parse_date(value: object) -> date | None:
         return None
 
 
+INT32 = range(-(2**31), 2**31)
+
+
 def parse_int(value: object) -> int | None:
+    """A DICOM IS as the integer columns hold it (32 bits): None when absent, not a number,
+    or beyond them (an IS has up to twelve characters)."""
     try:
-        return int(str(value).strip()) if value not in (None, "") else None
+        number = int(str(value).strip()) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and number in INT32 else None
 
 
 def _text(ds: pydicom.Dataset, keyword: str) -> str:
@@ -206,7 +242,13 @@ class _SeekWatchingReader(io.BufferedReader):
 
 def _check_complete(ds: pydicom.Dataset, size: int) -> None:
     """Every value the header announces must lie inside the file."""
-    for element in ds.elements():
+    meta = getattr(ds, "file_meta", None) or pydicom.Dataset()
+    if meta.get("TransferSyntaxUID") == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        # Offsets count in the inflated stream, not in the file; zlib refuses a cut one.
+        return
+    for tag in ds.keys():  # noqa: SIM118 - a Dataset iterated converts each element
+        # Deferred values stay unread: the pixel data's header is all this needs.
+        element = ds.get_item(tag, keep_deferred=True)
         length = getattr(element, "length", None)
         tell = getattr(element, "value_tell", None)
         if length is None or tell is None or length == UNDEFINED_LENGTH:
@@ -231,7 +273,8 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
             warnings.simplefilter("ignore")
             with _SeekWatchingReader(io.FileIO(path, "r")) as handle:
                 ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE,
-                                     specific_tags=NEEDED_TAGS)
+                                     specific_tags=[*NEEDED_TAGS, PIXEL_DATA,
+                                                    *OVERLAY_TAGS])
             if handle.furthest > size:
                 raise DicomRejected(
                     f"truncated: the header announces {handle.furthest} bytes but the file "
@@ -239,6 +282,8 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
                 )
             _check_complete(ds, size)
             header = _header_from(ds, path, size, default_issuer)
+            _check_transfer_syntax(ds)
+            _check_overlays(ds)
     except DicomRejected:
         raise
     except InvalidDicomError as exc:
@@ -248,6 +293,44 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
     except Exception as exc:  # pydicom raises many kinds on malformed data
         raise DicomRejected(f"malformed DICOM: {type(exc).__name__}: {exc}"[:300]) from exc
     return header
+
+
+def _check_transfer_syntax(ds: pydicom.Dataset) -> None:
+    """The file must name a transfer syntax that can be written again: an export keeps it
+    (the pixels are copied as they are), and without one nobody knows how the pixel data
+    is encoded. pydicom reads on by guessing; registration does not guess."""
+    meta = getattr(ds, "file_meta", None) or pydicom.Dataset()
+    syntax = str(meta.get("TransferSyntaxUID", "") or "").replace("\x00", "").strip()
+    if not syntax:
+        raise DicomRejected("no Transfer Syntax UID in the file meta information")
+    if not UID(syntax).is_transfer_syntax:
+        raise DicomRejected(f"unsupported transfer syntax {syntax[:64]!r} (private or "
+                            "unknown: its pixel data cannot be interpreted)")
+    pixels = ds.get_item(PIXEL_DATA, keep_deferred=True)  # its header, not its value
+    if (pixels is not None and getattr(pixels, "length", 0) == UNDEFINED_LENGTH
+            and not UID(syntax).is_encapsulated):
+        # Compressed pixels labelled as native (fo-dicom's GH1376.dcm): no reader can decode
+        # them as labelled, and an export would pass the contradiction on.
+        raise DicomRejected(f"the pixel data is encapsulated (compressed), but the transfer "
+                            f"syntax {syntax[:64]!r} says it is not")
+
+
+def _check_overlays(ds: pydicom.Dataset) -> None:
+    """An overlay kept in the pixel data's unused bits (Overlay Bit Position above 0, no
+    Overlay Data of its own) is part of the pixels: de-identification removes the overlay
+    group, but its graphics and text would stay in every exported pixel value (dcm4che's
+    ovly_p01.dcm carries two such planes)."""
+    for group in OVERLAY_GROUPS:
+        if ds.get_item((group, 0x3000), keep_deferred=True) is not None:
+            continue  # in Overlay Data: removed with its group
+        position = ds.get((group, 0x0102))
+        allocated = ds.get((group, 0x0100))
+        position = parse_int(position.value) if position is not None else None
+        allocated = parse_int(allocated.value) if allocated is not None else None
+        if (position or 0) > 0 or (allocated or 1) > 1:
+            raise DicomRejected(
+                f"an overlay (group {group:04X}) is stored in the pixel data's unused bits: "
+                "de-identification cannot remove it without rewriting the pixels")
 
 
 def _header_from(ds: pydicom.Dataset, path: str, size: int, default_issuer: str
@@ -271,13 +354,18 @@ def header_from_dataset(ds: pydicom.Dataset, *, path: str, size: int, sha256: st
         raise DicomRejected("no PatientID")
     if len(patient_id) > 64:
         raise DicomRejected("PatientID is longer than 64 characters")
+    # A file whose dataset lacks SOP Class UID still names it in its file meta.
+    sop_class_uid = (_text(ds, "SOPClassUID")
+                     or str(meta.get("MediaStorageSOPClassUID", "") or "").strip("\x00 "))
+    if not sop_class_uid:
+        raise DicomRejected("no SOPClassUID")
     sex = _text(ds, "PatientSex").upper()[:1]
     return DicomHeader(
         path=path,
         size=size,
         sha256=sha256,
         transfer_syntax_uid=str(meta.get("TransferSyntaxUID", ""))[:64],
-        sop_class_uid=_text(ds, "SOPClassUID")[:64],
+        sop_class_uid=sop_class_uid[:64],
         sop_uid=sop_uid,
         study_uid=study_uid,
         series_uid=series_uid,
