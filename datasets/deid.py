@@ -316,6 +316,8 @@ def _apply(ds: Dataset, context: DeidContext, *, strict: bool = False) -> None:
 
 
 NOT_DATASET_GROUPS = frozenset({0x0000, 0x0002, 0xFFFE})
+# What an attribute the table does not name may carry that _silent_rule changes.
+SILENT_VRS = frozenset({"PN", "DA", "DT", "UI", "UN", "NONE"})
 
 # UIDs the table does not name that identify a kind of thing (a SOP class, a transfer
 # syntax, a terminology), never an instance or a person: kept as they are.
@@ -520,8 +522,8 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
     decoded), or DECODE it (``_apply`` must decide or change its value, or ``deidentify``
     reads or writes it). Group lengths are dropped: pydicom never writes them."""
     group = tag >> 16
-    if tag & 0xFFFF == 0 and group > 6:
-        return DROP
+    if tag & 0xFFFF == 0 or group in (0x0000, 0x0002):
+        return DROP  # group lengths, and command or file meta elements in the body (_apply)
     if tag in HEADER_TAGS:
         return DECODE
     if group & 1:
@@ -530,7 +532,9 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
         return DECODE if undefined else COPY
     if group & 0xFF01 in (0x5000, 0x6000):
         return DROP
-    if undefined:
+    if undefined or vr == "UN":
+        # A sequence, or a value sent on by a system that did not know it: pydicom reads it
+        # as its dictionary VR and _apply enters or judges it.
         return DECODE
     rule = rule_for(tag, options)
     if vr is None:
@@ -538,6 +542,8 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
             vr = dictionary_VR(tag)
         except KeyError:
             vr = None
+    if rule is None and (vr is None or vr.split(" or ")[0] in SILENT_VRS):
+        return DECODE  # no row in the table: _silent_rule judges it by what it can carry
     if rule is not None and rule.action != "K":
         # Cleaning keeps a time of day as it is (``_clean``): nothing to decode.
         return COPY if rule.action == "C" and vr == "TM" else DECODE

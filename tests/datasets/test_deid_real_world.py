@@ -64,11 +64,14 @@ def person() -> Dataset:
 
 # fo-dicom's test data: sequences a relaying system did not know arrive as UN; pydicom
 # reads them as sequences by the dictionary, and the profile must go into them.
-@pytest.mark.parametrize("tag", [
+UN_SEQUENCES = [
     0x00400260,  # Performed Protocol Code Sequence: the table is silent
     0x00189346,  # CTDI Phantom Type Code Sequence: the table is silent
     0x00081115,  # Referenced Series Sequence: the table keeps its items
-])
+]
+
+
+@pytest.mark.parametrize("tag", UN_SEQUENCES)
 @pytest.mark.parametrize("options", [frozenset(), ALL_OPTIONS])
 def test_a_sequence_stored_as_un_is_de_identified_inside(tag, options):
     source = ct()
@@ -219,3 +222,20 @@ def test_identifiers_the_parsed_table_has_no_row_for_are_removed():
             assert value not in data
         out = pydicom.dcmread(io.BytesIO(data))
         assert "PatientAlternativeCalendar" not in out
+
+
+@pytest.mark.parametrize("tag", UN_SEQUENCES)
+def test_the_byte_level_writer_enters_a_sequence_stored_as_un_too(tag, tmp_path):
+    from datasets.deid_write import write_deidentified
+
+    source = ct()
+    raw(source, tag, "UN", implicit_item(person()))
+    raw(source, 0x00081234, "UN", b"Quillfeather^Ottoline ")  # a tag nobody knows
+    path = tmp_path / "in.dcm"
+    path.write_bytes(written(reread(source)))
+    assert b"Quillfeather" in path.read_bytes()
+    out, _ = write_deidentified(str(path), tmp_path / "out",
+                                DeidContext(secret=b"dataset-1", options=frozenset()),
+                                consent=ConsentStamp("YES"))
+    data = out.read_bytes()
+    assert b"Quillfeather" not in data and b"MRN-QX731" not in data
