@@ -18,6 +18,7 @@ link or position does not match.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
@@ -77,14 +78,24 @@ _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure
                                    allow_nan=False)
 
 
-def content_digest(values: dict[str, Any] | tuple) -> str:
-    """sha256 over the canonical JSON of an event's content fields (``occurred_at`` first,
-    as an ISO 8601 UTC time with microseconds)."""
+def canonical_text(values: dict[str, Any] | tuple) -> str:
+    """The canonical JSON of an event's content fields: an array in CANONICAL_FIELDS order,
+    ``occurred_at`` first as an ISO 8601 UTC time with microseconds. New events store it
+    (``AuditEvent.canonical``) next to their columns."""
     if isinstance(values, dict):
         values = tuple(values[name] for name in CANONICAL_FIELDS)
     occurred_at, *rest = values
     rest.insert(0, occurred_at.astimezone(UTC).isoformat(timespec="microseconds"))
-    return hashlib.sha256(_CANONICAL_JSON.encode(rest).encode()).hexdigest()
+    return _CANONICAL_JSON.encode(rest)
+
+
+def content_digest(values: dict[str, Any] | tuple) -> str:
+    """sha256 over ``canonical_text``: the digest the chain seals."""
+    return text_digest(canonical_text(values))
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def link_hash(previous: str, event_id: int, digest: str) -> str:
@@ -151,7 +162,9 @@ def event_draft(
         "actor_user_id": actor.user_id,
         "actor_label": actor.label,
         "actor_role": actor.role,
-        "actor_ip": actor.ip,
+        # As the column stores it (IPv6 compressed, lower case): the digest must be of what
+        # the database holds, or a long-form address would read back as an edit.
+        "actor_ip": AuditEvent._meta.get_field("actor_ip").get_prep_value(actor.ip),
         "api_token": actor.api_token,
         "patient_ref": str(patient_ref),
         "study_uid": study_uid,
@@ -191,8 +204,11 @@ def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
         if connection.vendor == "postgresql":
             events = _insert_events_postgresql(drafts)
         else:
-            events = AuditEvent.objects.bulk_create(
-                [AuditEvent(digest=content_digest(values), **values) for values in drafts])
+            events = []
+            for values in drafts:
+                text = canonical_text(values)
+                events.append(AuditEvent(digest=text_digest(text), canonical=text, **values))
+            events = AuditEvent.objects.bulk_create(events)
             PendingSeal.objects.bulk_create(
                 [PendingSeal(event=event, digest=event.digest) for event in events])
         if not _seal_already_scheduled():
@@ -200,19 +216,22 @@ def record_drafts(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
     return events
 
 
-_INSERTED_FIELDS = (*CANONICAL_FIELDS, "digest")
+_INSERTED_FIELDS = (*CANONICAL_FIELDS, "canonical", "digest")
 
 
 def _insert_events_postgresql(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
     fields = [AuditEvent._meta.get_field(name) for name in _INSERTED_FIELDS]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params: list[Any] = []
+    texts = []
     digests = []
     for values in drafts:
-        digest = content_digest(values)
+        text = canonical_text(values)
+        digest = text_digest(text)
+        texts.append(text)
         digests.append(digest)
         params.extend(field.get_db_prep_save(value, connection) for field, value in
-                      zip(fields, (*(values[n] for n in CANONICAL_FIELDS), digest),
+                      zip(fields, (*(values[n] for n in CANONICAL_FIELDS), text, digest),
                           strict=True))
     columns = ", ".join(field.column for field in fields)
     # Only column and table names from the models go into the text; values are parameters.
@@ -226,8 +245,8 @@ def _insert_events_postgresql(drafts: list[dict[str, Any]]) -> list[AuditEvent]:
         # match the drafts even when other writers take ids in between.
         ids = sorted(row[0] for row in cursor.fetchall())
     events = []
-    for event_id, digest, values in zip(ids, digests, drafts, strict=True):
-        event = AuditEvent(id=event_id, digest=digest, **values)
+    for event_id, digest, text, values in zip(ids, digests, texts, drafts, strict=True):
+        event = AuditEvent(id=event_id, digest=digest, canonical=text, **values)
         event._state.adding = False
         event._state.db = connection.alias
         events.append(event)
@@ -351,29 +370,64 @@ class VerifyResult:
 
 
 # Verification reads the chain with a raw cursor in position ranges: the ORM's per-row model
-# machinery cost more than the hashing itself. Large chains are read and hashed by one
-# process per CPU, each on its own connection and range; the walk that links each event to
-# the one before stays in this process, sequential and exact.
-VERIFY_CHUNK = 20_000
+# machinery cost more than the hashing itself. Every range is checked in itself (each link
+# against the stored hash of the link before it, and against any signed checkpoint), and
+# large chains by one process per CPU, each on its own connection and range; this process
+# only joins the ranges: it checks each range's first link against the previous range's
+# last and takes the first problem in position order, which is what a walk of the whole
+# chain in one process would name.
+VERIFY_CHUNK = 5_000
 # Below this many links, starting processes costs more than it saves.
 VERIFY_PARALLEL_FROM = 2 * VERIFY_CHUNK
 
 
+def _columns_sql() -> str:
+    return ", ".join(f"e.{AuditEvent._meta.get_field(name).column}"
+                     for name in CANONICAL_FIELDS)
+
+
 def _links_sql() -> str:
-    columns = ", ".join(f"e.{AuditEvent._meta.get_field(name).column}"
-                        for name in CANONICAL_FIELDS)
     # Only column and table names from the models go into the text; values are parameters.
-    return (f"SELECT l.position, l.event_id, l.chain_hash, {columns} "  # noqa: S608
+    return (f"SELECT l.position, l.event_id, l.chain_hash, e.digest, e.canonical, "  # noqa: S608
+            f"{_columns_sql()} "
             f"FROM {ChainLink._meta.db_table} l "
             f"JOIN {AuditEvent._meta.db_table} e ON e.id = l.event_id "
             "WHERE l.position BETWEEN %s AND %s ORDER BY l.position")
 
 
+def _canonical_holds_sql() -> str:
+    """True when an event's columns say exactly what its stored canonical text says: both
+    read as jsonb and printed back by PostgreSQL, so key order and spacing do not matter but
+    every value, and every number's written form (``1`` is not ``1.0``), does."""
+    columns = [AuditEvent._meta.get_field(name).column for name in CANONICAL_FIELDS[1:]]
+    occurred_at = AuditEvent._meta.get_field("occurred_at").column
+    return ("e.canonical::jsonb::text = jsonb_build_array("
+            f"to_char(e.{occurred_at} AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), "
+            + ", ".join(f"e.{column}" for column in columns) + ")::text")
+
+
+def _pg_links_sql() -> str:
+    # The stored text comes back only where the columns still say what it says; elsewhere
+    # (events older than the column, or a changed row) NULL, and that event is read again
+    # in full and checked the old way.
+    return (f"SELECT l.position, l.event_id, l.chain_hash, e.digest, "  # noqa: S608
+            f"CASE WHEN {_canonical_holds_sql()} THEN e.canonical END "
+            f"FROM {ChainLink._meta.db_table} l "
+            f"JOIN {AuditEvent._meta.db_table} e ON e.id = l.event_id "
+            "WHERE l.position BETWEEN %s AND %s ORDER BY l.position")
+
+
+def _pg_events_sql() -> str:
+    return (f"SELECT e.id, e.canonical, {_columns_sql()} "  # noqa: S608
+            f"FROM {AuditEvent._meta.db_table} e WHERE e.id = ANY(%s)")
+
+
 _JSON_COLUMNS = tuple(CANONICAL_FIELDS.index(name) for name in ("consent_record_ids", "details"))
 
 
-def _stored_digest(values: tuple) -> str:
-    """``content_digest`` of a raw row: the same values the ORM would give back (JSON and
+def _stored_text(values: tuple) -> str:
+    """``canonical_text`` of a raw row: the same values the ORM would give back (JSON and
     SQLite's text times arrive as text from a raw cursor)."""
     values = list(values)
     occurred_at = values[0]
@@ -385,19 +439,127 @@ def _stored_digest(values: tuple) -> str:
     for index in _JSON_COLUMNS:
         if isinstance(values[index], str):
             values[index] = json.loads(values[index])
-    return content_digest(tuple(values))
+    return canonical_text(tuple(values))
 
 
-def _link_rows(bounds: tuple[int, int]) -> list[tuple[int, int, str, str]]:
-    """(position, event id, chain hash, recomputed content digest) for links in ``bounds``.
+def _recomputed(stored_canonical: str | None, values: tuple) -> tuple[str, bool]:
+    """The digest of an event's columns, and whether its stored text (if it has one) is
+    exactly the text of those columns."""
+    text = _stored_text(values)
+    return text_digest(text), stored_canonical in (None, text)
 
-    Module level so a pool process can run it."""
+
+def _link_rows(bounds: tuple[int, int]) -> list[tuple[int, int, str, str, bool]]:
+    """(position, event id, chain hash, content digest, row consistent) for the links in
+    ``bounds``. The digest is what the chain must hold; "consistent" says that the row's
+    stored text and digest columns agree with its content (they are no part of the chain).
+
+    On PostgreSQL an event whose columns match its stored canonical text is hashed from that
+    text (one sha256, no decoding); any other event's digest is recomputed from its columns,
+    as on SQLite, where every event is."""
     with connection.cursor() as cursor:
-        cursor.execute(_links_sql(), list(bounds))
-        return [(row[0], row[1], row[2], _stored_digest(row[3:])) for row in cursor.fetchall()]
+        if connection.vendor != "postgresql":
+            return _recomputed_rows(cursor, bounds)
+        try:
+            # A savepoint: a stored text that is not JSON at all fails the cast, and the
+            # caller's transaction (if any) must survive that.
+            with transaction.atomic():
+                cursor.execute(_pg_links_sql(), list(bounds))
+                rows = cursor.fetchall()
+        except DataError:
+            return _recomputed_rows(cursor, bounds)
+        others = [row[1] for row in rows if row[4] is None]
+        recomputed = {}
+        if others:
+            cursor.execute(_pg_events_sql(), [others])
+            recomputed = {row[0]: _recomputed(row[1], row[2:]) for row in cursor.fetchall()}
+    sha256 = hashlib.sha256
+    checked = []
+    for position, event_id, chain_hash, stored, text in rows:
+        if text is None:
+            digest, consistent = recomputed[event_id]
+        else:
+            digest, consistent = sha256(text.encode()).hexdigest(), True
+        checked.append((position, event_id, chain_hash, digest,
+                        consistent and digest == stored))
+    return checked
 
 
-def _links(last_position: int, links: int) -> Iterator[tuple[int, int, str, str]]:
+def _recomputed_rows(cursor: Any, bounds: tuple[int, int]
+                     ) -> list[tuple[int, int, str, str, bool]]:
+    cursor.execute(_links_sql(), list(bounds))
+    rows = []
+    for position, event_id, chain_hash, stored, canonical, *values in cursor.fetchall():
+        digest, consistent = _recomputed(canonical, tuple(values))
+        rows.append((position, event_id, chain_hash, digest, consistent and digest == stored))
+    return rows
+
+
+# A signed checkpoint as the range checks need it: (event id, chain hash, file name).
+_Signed = dict[int, tuple[int, str, str]]
+
+
+@dataclass
+class _Stretch:
+    """One range of positions, checked in itself. Its first link is checked against the
+    link before it by the caller, which alone knows that link."""
+
+    first: tuple[int, int, str, str, bool] | None = None
+    checked: int = 0  # links after the first that hold
+    last: tuple[int, str] | None = None  # position and chain hash of the last link that holds
+    problem: tuple[int | None, int | None, str] | None = None
+    # The first event (position, id) whose link holds but whose row is not consistent.
+    inconsistent: tuple[int, int] | None = None
+
+
+def _link_problem(expected: int, previous: str, position: int, event_id: int,
+                  chain_hash: str, digest: str) -> tuple[int, int, str] | None:
+    if position != expected:
+        return (expected, event_id,
+                f"chain position {expected} is missing (next is {position}, event "
+                f"{event_id}): a link or its event was deleted")
+    if link_hash(previous, event_id, digest) != chain_hash:
+        return (position, event_id,
+                f"event {event_id} at chain position {position} does not match its hash: "
+                "it was edited, reordered or inserted after sealing")
+    return None
+
+
+def _checkpoint_problem(signed: _Signed, position: int, event_id: int,
+                        chain_hash: str) -> tuple[int, int, str] | None:
+    checkpoint = signed.get(position)
+    if checkpoint and (checkpoint[1] != chain_hash or checkpoint[0] != event_id):
+        return (position, event_id,
+                f"the chain at position {position} (event {event_id}) differs from the "
+                f"signed checkpoint {checkpoint[2]}: the ledger was rewritten after it was "
+                "signed")
+    return None
+
+
+def _check_range(task: tuple[tuple[int, int], _Signed]) -> _Stretch:
+    """Module level so a pool process can run it."""
+    bounds, signed = task
+    rows = _link_rows(bounds)
+    stretch = _Stretch(first=rows[0] if rows else None)
+    previous = ""
+    for index, (position, event_id, chain_hash, digest, consistent) in enumerate(rows):
+        if index:
+            stretch.problem = _link_problem(stretch.last[0] + 1, previous, position, event_id,
+                                            chain_hash, digest)
+        stretch.problem = stretch.problem or _checkpoint_problem(signed, position, event_id,
+                                                                 chain_hash)
+        if stretch.problem:
+            return stretch
+        if index:
+            stretch.checked += 1
+        if not consistent and stretch.inconsistent is None:
+            stretch.inconsistent = (position, event_id)
+        previous = chain_hash
+        stretch.last = (position, chain_hash)
+    return stretch
+
+
+def _stretches(last_position: int, links: int, signed: _Signed) -> Iterator[_Stretch]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -407,7 +569,11 @@ def _links(last_position: int, links: int) -> Iterator[tuple[int, int, str, str]
     ranges = [[first, first + VERIFY_CHUNK - 1] for first in range(1, links + 1, VERIFY_CHUNK)]
     if ranges:
         ranges[-1][1] = max(ranges[-1][1], last_position)
-    ranges = [tuple(bounds) for bounds in ranges]
+    signed_positions = sorted(signed)
+    tasks = [((first, last), {p: signed[p] for p in signed_positions[
+                 bisect.bisect_left(signed_positions, first):
+                 bisect.bisect_right(signed_positions, last)]})
+             for first, last in ranges]
     # Other processes see only committed rows, so inside a transaction (a test, or a caller
     # that wrote events it has not committed) everything is read here, on this connection.
     # A Celery prefork worker's process is daemonic, and daemonic processes may not start
@@ -415,15 +581,14 @@ def _links(last_position: int, links: int) -> Iterator[tuple[int, int, str, str]
     if (connection.vendor != "postgresql" or connection.in_atomic_block
             or links < VERIFY_PARALLEL_FROM or _cpus() < 2
             or multiprocessing.current_process().daemon):
-        for bounds in ranges:
-            yield from _link_rows(bounds)
+        for task in tasks:
+            yield _check_range(task)
         return
     # Forked children open their own connections; they must not inherit this one's socket.
     connection.close()
     fork = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=_cpus(), mp_context=fork) as pool:
-        for rows in pool.map(_link_rows, ranges):
-            yield from rows
+        yield from pool.map(_check_range, tasks)
 
 
 def _cpus() -> int:
@@ -444,7 +609,7 @@ def verify() -> VerifyResult:
     except CheckpointInvalid as exc:
         result.problems.append(f"checkpoint problem: {exc}")
         return result
-    signed = {c.position: c for c in checkpoints}
+    signed = {c.position: (c.event_id, c.chain_hash, c.path.name) for c in checkpoints}
     result.checkpoints = len(checkpoints)
 
     def broken(position: int | None, event_id: int | None, message: str) -> VerifyResult:
@@ -453,27 +618,22 @@ def verify() -> VerifyResult:
         result.first_bad_event_id = event_id
         return result
 
+    inconsistent = None
     stats = ChainLink.objects.aggregate(last=Max("position"), links=Count("position"))
-    for position, event_id, chain_hash, digest in _links(stats["last"] or 0, stats["links"]):
-        if position != expected_position:
-            return broken(expected_position, event_id,
-                          f"chain position {expected_position} is missing "
-                          f"(next is {position}, event {event_id}): a link or its event "
-                          "was deleted")
-        if link_hash(previous, event_id, digest) != chain_hash:
-            return broken(position, event_id,
-                          f"event {event_id} at chain position {position} does not match "
-                          "its hash: it was edited, reordered or inserted after sealing")
-        checkpoint = signed.get(position)
-        if checkpoint and (checkpoint.chain_hash != chain_hash
-                           or checkpoint.event_id != event_id):
-            return broken(position, event_id,
-                          f"the chain at position {position} (event {event_id}) differs from "
-                          f"the signed checkpoint {checkpoint.path.name}: the ledger was "
-                          "rewritten after it was signed")
-        previous = chain_hash
-        expected_position += 1
-        result.checked += 1
+    for stretch in _stretches(stats["last"] or 0, stats["links"], signed):
+        if stretch.first is None:
+            continue
+        position, event_id, chain_hash, digest, _ = stretch.first
+        problem = _link_problem(expected_position, previous, position, event_id, chain_hash,
+                                digest)
+        if problem:
+            return broken(*problem)
+        if stretch.problem:
+            result.checked += stretch.checked + (stretch.problem[0] != position)
+            return broken(*stretch.problem)
+        result.checked += 1 + stretch.checked
+        expected_position, previous = stretch.last[0] + 1, stretch.last[1]
+        inconsistent = inconsistent or stretch.inconsistent
     result.head_hash = previous
     beyond = [c for c in checkpoints if c.position > result.checked]
     if beyond:
@@ -481,6 +641,14 @@ def verify() -> VerifyResult:
                       f"the chain ends at position {result.checked}, but checkpoint "
                       f"{beyond[-1].path.name} signed position {beyond[-1].position}: "
                       "events after the end were deleted")
+    if inconsistent:
+        # The chain holds the digest of what the columns say, so the content is intact; but
+        # nothing in the application changes a row, so the table was changed behind its back.
+        position, event_id = inconsistent
+        return broken(position, event_id,
+                      f"event {event_id} at chain position {position}: its stored canonical "
+                      "text or digest differs from its content (which the chain still "
+                      "holds): the row was changed behind the application's back")
 
     linked_count = ChainLink.objects.count()
     if linked_count != result.checked:
