@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,7 +62,6 @@ EDITS = {
     "correlation_id": ("correlation_id = 'other'", None),
     "canonical": ("canonical = replace(canonical, '\"consent.checked\"', "
                   "'\"consent.recorded\"')", None),
-    "canonical_not_json": ("canonical = 'not json at all'", None),
     "digest": ("digest = '" + "0" * 64 + "'", None),
     "canonical_and_column_alike": ("outcome = 'denied', canonical = replace(canonical, "
                                    "'\"success\"', '\"denied\"')", None),
@@ -82,6 +81,43 @@ def test_an_edit_to_any_field_of_an_event_with_stored_text_is_named(db, edit):
     assert (result.first_bad_position, result.first_bad_event_id) == (3, target.pk)
     with pytest.raises(CommandError, match=f"event {target.pk} at chain position 3"):
         call_command("verify_ledger")
+
+
+def test_a_stored_text_that_is_not_json_is_refused_or_named(db):
+    """PostgreSQL cannot compute ``canonical_holds`` for it, so even the table's owner cannot
+    write it; SQLite stores it, and verification names the event."""
+    events = write_events(3)
+    edit = "UPDATE audit_auditevent SET canonical = 'not json' WHERE id = %s"
+    if connection.vendor == "postgresql":
+        with pytest.raises(DataError), transaction.atomic():
+            as_owner(edit, [events[1].pk])
+        assert ledger.verify().ok
+        return
+    as_owner(edit, [events[1].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (2, events[1].pk)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="canonical_holds is PostgreSQL's generated column")
+@pytest.mark.parametrize("alteration", [
+    "ALTER TABLE audit_auditevent ALTER COLUMN canonical_holds DROP EXPRESSION",
+    # The same name and type, but a column the owner can set, and sets.
+    "ALTER TABLE audit_auditevent DROP COLUMN canonical_holds; ALTER TABLE audit_auditevent "
+    "ADD COLUMN canonical_holds boolean GENERATED ALWAYS AS (canonical IS NOT NULL) STORED",
+])
+def test_an_owner_who_changes_the_generated_column_gains_nothing(db, alteration):
+    """Without the column exactly as the migration made it, verification checks every event
+    from its columns, and the edit the change was meant to hide is named."""
+    events = write_events(4)
+    assert ledger._holds_column_intact()
+    as_owner(alteration)
+    assignment = ("outcome = 'denied'" if "DROP EXPRESSION" not in alteration
+                  else "outcome = 'denied', canonical_holds = true")
+    as_owner(f"UPDATE audit_auditevent SET {assignment} WHERE id = %s", [events[2].pk])
+    assert not ledger._holds_column_intact()
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, events[2].pk)
 
 
 def _as_before_the_column(events: list[AuditEvent]) -> None:
