@@ -12,8 +12,11 @@ Writing is two steps so that concurrent writers never queue on one row:
    is held for a few milliseconds per batch, and never on a writer's path.
 
 ``verify()`` reads the chain in position ranges (in parallel processes for long chains),
-recomputes every digest, walks the links in order and names the first event whose content,
-link or position does not match.
+checks every link against the one before and names the first event whose content, link or
+position does not match. An event's digest is one sha256 of its stored canonical text where
+PostgreSQL's generated ``canonical_holds`` column says its columns say exactly that text;
+otherwise it is recomputed from the columns (events from before that text was stored, a
+changed row, SQLite).
 """
 
 from __future__ import annotations
@@ -491,9 +494,10 @@ def _link_rows(bounds: tuple[int, int], holds_intact: bool
     ``bounds``. The digest is what the chain must hold; "consistent" says that the row's
     stored text and digest columns agree with its content (they are no part of the chain).
 
-    On PostgreSQL an event whose columns match its stored canonical text is hashed from that
-    text (one sha256, no decoding); any other event's digest is recomputed from its columns,
-    as on SQLite, where every event is."""
+    While ``canonical_holds`` is intact, an event whose columns match its stored canonical
+    text (that column, and its ``occurred_at``) is hashed from that text (one sha256, no
+    decoding); any other event's digest is recomputed from its columns, as every event's is
+    on SQLite or without the column."""
     with connection.cursor() as cursor:
         if not holds_intact:
             return _recomputed_rows(cursor, bounds)
