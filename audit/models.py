@@ -42,6 +42,13 @@ class AuditEvent(models.Model):
 
     # sha256 of the canonical content (audit/ledger.py), fixed at insert.
     digest = models.CharField(max_length=64)
+    # The exact text that was hashed (audit/ledger.py, canonical_text), kept so that
+    # verification hashes stored bytes instead of re-encoding every event. The columns above
+    # stay what the ledger says; verification checks them against this text. Empty (NULL) on
+    # events written before it existed, which are verified from their columns alone.
+    # NULL, not "", for "written before this column": a nullable column is added without
+    # re-creating or rewriting the append-only table.
+    canonical = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-id"]

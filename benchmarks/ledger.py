@@ -180,9 +180,10 @@ def _commit_latency(commits: int = 200) -> Measurement | None:
 def fill_chain(total: int) -> tuple[int, float]:
     """Add events until the ledger holds ``total``, then seal them all.
 
-    The filler rows are bulk-inserted with the digest ``record()`` would give them (through
-    ledger.content_digest): appending 50,000 events one transaction at a time would only
-    repeat the append benchmark. Returns how many were added and how long sealing took."""
+    The filler rows are bulk-inserted with the canonical text and digest ``record()`` would
+    give them (through ledger.canonical_text): appending 50,000 events one transaction at a
+    time would only repeat the append benchmark. Returns how many were added and how long
+    sealing took."""
     from django.utils import timezone
 
     from audit import ledger
@@ -210,7 +211,8 @@ def fill_chain(total: int) -> tuple[int, float]:
                 "consent_record_ids": [n % 97, n % 89],
                 **_event_fields(9, n),
             }
-            rows.append(AuditEvent(digest=ledger.content_digest(values), **values))
+            text = ledger.canonical_text(values)
+            rows.append(AuditEvent(digest=ledger.text_digest(text), canonical=text, **values))
         created = AuditEvent.objects.bulk_create(rows)
         if created[0].pk is None:
             raise RuntimeError("this database cannot return keys from a bulk insert "
