@@ -84,9 +84,11 @@ def test_hostile_document_is_an_operation_outcome_and_changes_nothing(
     assert state() == before
 
 
-@pytest.mark.parametrize("param", ["²", "Patient/²", "¹²³", "Patient/①"])
+@pytest.mark.parametrize("param", ["²", "Patient/²", "¹²³", "Patient/①",
+                                   f"{MRN_SYSTEM}\x00|MRN-A", f"{MRN_SYSTEM}|MRN-A\x00"])
 def test_search_by_a_digit_that_is_no_number_is_an_empty_result(staff, hospital, param):
-    """str.isdigit() accepts superscripts that int() refuses: that was a 500."""
+    """str.isdigit() accepts superscripts that int() refuses, and PostgreSQL refuses a NUL:
+    both were 500s."""
     response = api_with_token(staff, "consent:read").get("/api/v1/fhir/Consent",
                                                         {"patient": param})
     assert response.status_code == 200
