@@ -160,14 +160,16 @@ def _patient(consent: Consent, where: str, patients: dict[str, dict]) -> Patient
     identifiers = []
     if ref.identifier is not None:
         identifiers.append((ref.identifier.system or "", ref.identifier.value or ""))
-    elif ref.reference:
+    if ref.reference and (ref.identifier is None or ref.reference in patients):
+        # A reference into the bundle is read even beside an identifier: both must name
+        # the same patient (checked below).
         resource = patients.get(ref.reference)
         if resource is None:
             raise FhirRefused([(f"{where}.patient", f"{ref.reference} is neither in the "
                                                     "bundle nor given by identifier")])
         listed = resource.get("identifier") or []
-        identifiers = [(i.get("system", ""), i.get("value", ""))
-                       for i in listed if isinstance(i, dict)] if isinstance(listed, list) \
+        identifiers += [(i.get("system", ""), i.get("value", ""))
+                        for i in listed if isinstance(i, dict)] if isinstance(listed, list) \
             else []
         if not all(isinstance(part, str) for pair in identifiers for part in pair):
             # The bundle's Patient is not validated as a resource: its identifiers are
@@ -180,11 +182,15 @@ def _patient(consent: Consent, where: str, patients: dict[str, dict]) -> Patient
         raise FhirRefused([(f"{where}.patient", "no identifier in a known MRN system "
                                                 f"({MRN_SYSTEM_PREFIX}<issuer> or "
                                                 "CONSENTRY_FHIR_MRN_SYSTEMS)")])
-    for issuer, mrn in known:
-        patient = patient_by_identifier(issuer=issuer, mrn=mrn)
-        if patient is not None:
-            return patient
-    raise FhirRefused([(f"{where}.patient", "no registered patient has this identifier")])
+    found = {patient.pk: patient for issuer, mrn in known
+             for patient in [patient_by_identifier(issuer=issuer, mrn=mrn)] if patient}
+    if len(found) > 1:
+        # Taking the first would record one patient's choice for another.
+        raise FhirRefused([(f"{where}.patient", "the patient's identifiers name different "
+                                                "patients registered here")])
+    if not found:
+        raise FhirRefused([(f"{where}.patient", "no registered patient has this identifier")])
+    return next(iter(found.values()))
 
 
 def _purposes(provision, where: str, inherited: list[Purpose], tree: PurposeTree

@@ -93,3 +93,48 @@ def test_search_by_a_digit_that_is_no_number_is_an_empty_result(staff, hospital,
                                                         {"patient": param})
     assert response.status_code == 200
     assert response.json()["total"] == 0
+
+
+def test_a_patient_whose_identifiers_name_two_registered_patients_is_refused(staff, hospital):
+    """MRN-A and MRN-B are Alice and Bob: recording the consent for whichever is listed
+    first would give one patient's choice to the other."""
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "identifier": [
+            {"system": MRN_SYSTEM, "value": "MRN-A"}, {"system": MRN_SYSTEM, "value": "MRN-B"}]}},
+        {"resource": consent(patient={"reference": "Patient/p1"})}]}
+    client = api_with_token(staff, "consent:write")
+    before = state()
+    response = client.post("/api/v1/fhir/Consent", document, format="json")
+    assert response.status_code == 422
+    issue = response.json()["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[1].resource.patient"]
+    assert "different patients" in issue["diagnostics"]
+    assert state() == before
+
+
+def test_a_reference_and_an_identifier_naming_different_patients_are_refused(staff, hospital):
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "identifier": [
+            {"system": MRN_SYSTEM, "value": "MRN-B"}]}},
+        {"resource": consent(patient={"reference": "Patient/p1", "identifier": {
+            "system": MRN_SYSTEM, "value": "MRN-A"}})}]}
+    client = api_with_token(staff, "consent:write")
+    before = state()
+    response = client.post("/api/v1/fhir/Consent", document, format="json")
+    assert response.status_code == 422
+    assert "different patients" in response.json()["issue"][0]["diagnostics"]
+    assert state() == before
+
+
+def test_identifiers_that_agree_on_one_patient_import(staff, hospital):
+    alice, _, _ = hospital
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "identifier": [
+            {"system": MRN_SYSTEM, "value": "MRN-A"}, {"system": "urn:other", "value": "9"},
+            {"system": MRN_SYSTEM, "value": "MRN-UNKNOWN"}]}},
+        {"resource": consent(patient={"reference": "Patient/p1", "identifier": {
+            "system": MRN_SYSTEM, "value": "MRN-A"}})}]}
+    response = api_with_token(staff, "consent:write").post("/api/v1/fhir/Consent", document,
+                                                           format="json")
+    assert response.status_code == 201
+    assert ConsentRecord.objects.get().patient == alice
