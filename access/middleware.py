@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 from django_otp import user_has_device
 
@@ -44,3 +45,22 @@ class SecondFactorMiddleware:
                            "token).", "field": None}}, status=403)
         step = "two-factor-verify" if user_has_device(user) else "two-factor-setup"
         return redirect(f"{reverse(step)}?{urlencode({'next': request.get_full_path()})}")
+
+
+class NoStoreMiddleware:
+    """Answers to a signed-in person or to an API token hold personal data (or say whose
+    data exists): browsers and proxies are told not to keep them, so a shared computer's
+    back button after signing out, or a proxy's disk cache, shows nothing. A view that set
+    its own Cache-Control keeps it; anonymous public pages are left alone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        personal = (user is not None and user.is_authenticated) \
+            or "HTTP_AUTHORIZATION" in request.META
+        if personal and not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -73,7 +74,11 @@ def api_token_authenticate(presented: str) -> ApiToken:
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         raise TokenRejected("Malformed API token.")
     _, prefix, secret = parts
-    token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first()
+    # Prefixes are 12 hex digits (token_hex(6)); anything else is looked up nowhere, so a NUL
+    # never reaches PostgreSQL (a 500) whatever server sits in front.
+    well_formed = re.fullmatch(r"[0-9a-f]{12}", prefix) is not None
+    token = ApiToken.objects.select_related("owner").filter(prefix=prefix).first() \
+        if well_formed else None
     # Compare digests in constant time whether or not the prefix exists.
     expected = token.secret_sha256 if token else "0" * 64
     if not hmac.compare_digest(expected, _digest(secret)) or token is None:

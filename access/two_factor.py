@@ -4,6 +4,7 @@ API tokens are unaffected. Enrolment and every verification are ledger events.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -50,7 +51,7 @@ def two_factor_enrol(*, user: Any, key: str, code: str,
     device = authenticator_draft(user, key)
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     code = _digits(code)
-    if not (code.isdigit() and totp.verify(int(code), device.tolerance)):
+    if not (_all_digits(code) and totp.verify(int(code), device.tolerance)):
         raise ValidationError({"code": "That code is not right. Enter the 6 digits your app "
                                        "shows now."})
     device.last_t = totp.t()  # this code is used up
@@ -69,7 +70,7 @@ def two_factor_verify(*, user: Any, code: str, actor: Actor) -> Any | None:
     """The device that accepts ``code`` (a 6-digit code, or a recovery code used up now),
     or None. Devices throttle repeated failures themselves."""
     code = (code or "").strip().replace(" ", "").lower()
-    kind = TOTPDevice if _digits(code).isdigit() and len(_digits(code)) == 6 else StaticDevice
+    kind = TOTPDevice if _all_digits(_digits(code)) and len(_digits(code)) == 6 else StaticDevice
     with transaction.atomic():
         accepted = next((device for device in devices_for_user(user, for_verify=True)
                          if isinstance(device, kind) and device.verify_token(
@@ -88,3 +89,8 @@ def recovery_codes_left(user: Any) -> int:
 
 def _digits(code: str) -> str:
     return "".join((code or "").split())
+
+
+def _all_digits(code: str) -> bool:
+    # ASCII only: str.isdigit() also accepts "²" and "①", which int() refuses (a 500).
+    return re.fullmatch(r"[0-9]+", code) is not None

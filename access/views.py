@@ -3,6 +3,8 @@ manage their API tokens.
 
 Every login and every failed login is recorded (DICOM event 110114, User Authentication)."""
 
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -139,7 +141,10 @@ def revoke_token(request, token_id: int):
 def all_tokens(request):
     """Every token, with what its owner's roles still allow, for admins to revoke any."""
     if request.method == "POST":
-        token = get_object_or_404(ApiToken, pk=request.POST.get("token"))
+        # The token's number from the form; anything else names no token (a 404, not a 500).
+        token_id = request.POST.get("token", "")
+        token = get_object_or_404(ApiToken, pk=int(token_id)
+                                  if re.fullmatch(r"[0-9]{1,18}", token_id) else 0)
         api_token_revoke(token=token, actor=person_actor(request))
         messages.success(request, f"Token “{token.name}” of {token.owner} revoked.")
         return redirect("tokens-all")

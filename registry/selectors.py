@@ -112,4 +112,7 @@ def patient_by_identifier(*, issuer: str, mrn: str) -> Patient | None:
     """The registered patient with this MRN from this issuer, or None. The one place other
     apps find a patient by MRN (FHIR Consent import), so how MRNs are stored can change
     here alone."""
+    if "\x00" in issuer:
+        # No issuer holds a NUL, and PostgreSQL refuses to compare one (a 500).
+        return None
     return Patient.objects.filter(issuer=issuer, mrn_index=mrn_digest(mrn)).first()

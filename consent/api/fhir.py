@@ -1,6 +1,8 @@
 """FHIR R4 Consent over the API: search and read our records as Consent resources, create
 records from Consent resources. Answers are FHIR JSON; refusals are OperationOutcomes."""
 
+import re
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -51,7 +53,9 @@ def _patient_from(param: str) -> Patient | None:
             return None
         return patient_by_identifier(issuer=system.removeprefix(MRN_SYSTEM_PREFIX), mrn=value)
     param = param.removeprefix("Patient/")
-    return Patient.objects.filter(pk=int(param)).first() if param.isdigit() else None
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return Patient.objects.filter(pk=int(param)).first() if re.fullmatch(r"[0-9]+", param) \
+        else None
 
 
 def _logged_read(request, patient_id: int, what: str) -> None:

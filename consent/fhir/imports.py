@@ -83,6 +83,7 @@ def consents_in(document: Any) -> tuple[list[tuple[str, dict]], dict[str, dict]]
     if not isinstance(document, dict):
         raise FhirRefused([("", "expected a FHIR resource (a JSON object)")])
     kind = document.get("resourceType")
+    _refuse_nul(document, kind if isinstance(kind, str) else "")
     if kind == "Consent":
         return [("Consent", document)], {}
     if kind != "Bundle":
@@ -104,21 +105,46 @@ def consents_in(document: Any) -> tuple[list[tuple[str, dict]], dict[str, dict]]
     return consents, patients
 
 
-def _when(value: Any) -> datetime | None:
-    """A FHIR date or dateTime as an aware datetime (a bare date is midnight UTC)."""
+def _refuse_nul(document: dict, root: str) -> None:
+    """Refuse a NUL character anywhere in the document, naming the element: no name, code
+    or identifier holds one, PostgreSQL cannot store one, and a blind index or an
+    encrypted field would otherwise keep it where no one can see it."""
+    stack: list[tuple[str, Any]] = [(root, document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if "\x00" in key:
+                    raise FhirRefused([(path, "element names cannot contain NUL characters")])
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(value))
+        elif isinstance(value, str) and "\x00" in value:
+            raise FhirRefused([(path, "text cannot contain NUL characters")])
+
+
+def _when(value: Any, where: str) -> datetime | None:
+    """A FHIR date or dateTime as an aware UTC datetime (a bare date is midnight UTC).
+    A moment that leaves the years 1 to 9999 once turned to UTC is refused, naming
+    ``where``: neither Python nor the database can hold it."""
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    text = str(value)
-    if len(text) == 4:
-        text += "-01-01"
-    elif len(text) == 7:
-        text += "-01"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = value if value.tzinfo else value.replace(tzinfo=UTC)
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    else:
+        text = str(value)
+        if len(text) == 4:
+            text += "-01-01"
+        elif len(text) == 7:
+            text += "-01"
+        parsed = datetime.fromisoformat(text)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise FhirRefused([(where, "out of range: years 1 to 9999 (UTC) only")]) from None
 
 
 def _issuer_for(system: str) -> str | None:
@@ -134,24 +160,37 @@ def _patient(consent: Consent, where: str, patients: dict[str, dict]) -> Patient
     identifiers = []
     if ref.identifier is not None:
         identifiers.append((ref.identifier.system or "", ref.identifier.value or ""))
-    elif ref.reference:
+    if ref.reference and (ref.identifier is None or ref.reference in patients):
+        # A reference into the bundle is read even beside an identifier: both must name
+        # the same patient (checked below).
         resource = patients.get(ref.reference)
         if resource is None:
             raise FhirRefused([(f"{where}.patient", f"{ref.reference} is neither in the "
                                                     "bundle nor given by identifier")])
-        identifiers = [(i.get("system", ""), i.get("value", ""))
-                       for i in resource.get("identifier") or [] if isinstance(i, dict)]
+        listed = resource.get("identifier") or []
+        identifiers += [(i.get("system", ""), i.get("value", ""))
+                        for i in listed if isinstance(i, dict)] if isinstance(listed, list) \
+            else []
+        if not all(isinstance(part, str) for pair in identifiers for part in pair):
+            # The bundle's Patient is not validated as a resource: its identifiers are
+            # checked here, as the only elements read from it.
+            raise FhirRefused([(f"{where}.patient", f"{ref.reference} has an identifier "
+                                                    "whose system or value is not text")])
     known = [(issuer, value) for system, value in identifiers
              for issuer in [_issuer_for(system)] if issuer and value]
     if not known:
         raise FhirRefused([(f"{where}.patient", "no identifier in a known MRN system "
                                                 f"({MRN_SYSTEM_PREFIX}<issuer> or "
                                                 "CONSENTRY_FHIR_MRN_SYSTEMS)")])
-    for issuer, mrn in known:
-        patient = patient_by_identifier(issuer=issuer, mrn=mrn)
-        if patient is not None:
-            return patient
-    raise FhirRefused([(f"{where}.patient", "no registered patient has this identifier")])
+    found = {patient.pk: patient for issuer, mrn in known
+             for patient in [patient_by_identifier(issuer=issuer, mrn=mrn)] if patient}
+    if len(found) > 1:
+        # Taking the first would record one patient's choice for another.
+        raise FhirRefused([(f"{where}.patient", "the patient's identifiers name different "
+                                                "patients registered here")])
+    if not found:
+        raise FhirRefused([(f"{where}.patient", "no registered patient has this identifier")])
+    return next(iter(found.values()))
 
 
 def _purposes(provision, where: str, inherited: list[Purpose], tree: PurposeTree
@@ -236,8 +275,8 @@ def _provision_drafts(provision, where: str, *, patient: Patient, purposes: list
         raise FhirRefused([(f"{where}.purpose", "no purpose we know is named (give one, or "
                                                 "a default purpose for the import)")])
     if provision.period is not None:
-        start = _when(provision.period.start) or start
-        end = _when(provision.period.end) or end
+        start = _when(provision.period.start, f"{where}.period.start") or start
+        end = _when(provision.period.end, f"{where}.period.end") or end
     scopes = _scopes(provision, where)
     if nested and parent_scoped:
         # "This modality, but within it that body part" has no record to hold it.
@@ -283,7 +322,8 @@ def consent_drafts(resource: dict, where: str, patients: dict[str, dict], *,
     return _provision_drafts(
         consent.provision, f"{where}.provision", patient=_patient(consent, where, patients),
         purposes=[default_purpose] if default_purpose else [], decision=decision,
-        start=_when(consent.dateTime), end=None, nested=False, parent_scoped=False,
+        start=_when(consent.dateTime, f"{where}.dateTime"), end=None, nested=False,
+        parent_scoped=False,
         common={"proxy_name": proxy_name, "proxy_relationship": relationship,
                 "witness": witness[:200]}, tree=tree)
 
