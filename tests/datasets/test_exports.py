@@ -331,3 +331,32 @@ def test_an_interrupted_run_resumes_where_it_stopped(steward, hospital, data_dir
     assert fates_by_study.get(study=held).included is True
     assert verify_manifest(version_dir(again), published_keys()) == []
     assert not version_dir(again, staging=True).exists()
+
+
+def test_a_worker_that_finds_every_shard_held_leaves_the_version_to_their_holders(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    from audit.ledger import Actor
+    from datasets.models import ExportShard
+    from datasets.shards import shard_claim
+
+    # Requested, its job not run yet.
+    version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
+    actor = Actor.system("another worker")
+    assert exports._plan(version, actor) is False
+    planned = list(ExportShard.objects.filter(version=version).values_list("pk", "number"))
+    # A planner that waited for the lock finds the plan made and makes no second one.
+    assert exports._plan(version, actor) is False
+    assert list(ExportShard.objects.filter(version=version).values_list(
+        "pk", "number")) == planned
+    # Another worker holds every study shard (the manifest waits for them).
+    held = []
+    while (shard := shard_claim(version_id=version.pk, worker="elsewhere:1")) is not None:
+        held.append(shard.pk)
+    assert held
+    before = (AuditEvent.objects.count(), VersionStudy.objects.count())
+    again = export_run(version_id=version.pk)
+    assert again.status == VersionStatus.RUNNING
+    assert (AuditEvent.objects.count(), VersionStudy.objects.count()) == before
+    assert set(ExportShard.objects.filter(pk__in=held).values_list(
+        "claimed_by", flat=True)) == {"elsewhere:1"}
+    assert not version_dir(version).exists()
