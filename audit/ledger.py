@@ -462,18 +462,16 @@ _JSON_COLUMNS = tuple(CANONICAL_FIELDS.index(name) for name in ("consent_record_
 
 
 def _stored_text(values: tuple) -> str:
-    """``canonical_text`` of a raw row: the same values the ORM would give back (JSON and
-    SQLite's text times arrive as text from a raw cursor)."""
+    """``canonical_text`` of a raw row: the same values the ORM would give back. From a raw
+    cursor JSON arrives as text on both databases (Django has psycopg hand jsonb back as
+    text), and SQLite's times as naive UTC datetimes (Django's converters)."""
     values = list(values)
     occurred_at = values[0]
-    if isinstance(occurred_at, str):  # SQLite stores naive UTC text
-        occurred_at = datetime.fromisoformat(occurred_at)
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
     values[0] = occurred_at
     for index in _JSON_COLUMNS:
-        if isinstance(values[index], str):
-            values[index] = json.loads(values[index])
+        values[index] = json.loads(values[index])
     return canonical_text(tuple(values))
 
 

@@ -116,12 +116,12 @@ GROUP BY verdict{by_tail}
 """  # noqa: S608 (constants only)
 
 
-def _groups_sql() -> str:
+def groups_sql(groups: dict[str, tuple[str, ...]]) -> str:
     """' OR (m.canonical = 'XRAY' AND UPPER(se.modality) IN ('CR', 'DX', 'RG'))' for each
     modality group. Literals, not parameters: they come from the vocabulary's own data and
     are checked to be plain codes here."""
     parts = []
-    for group, covers in sorted(vocabulary.modality_groups().items()):
+    for group, covers in sorted(groups.items()):
         for code in (group, *covers):
             if not re.fullmatch(r"[A-Z0-9]+", code):
                 raise ValueError(f"not a modality code: {code!r}")
@@ -130,4 +130,4 @@ def _groups_sql() -> str:
     return "".join(parts)
 
 
-MODALITY_GROUPS_SQL = _groups_sql()
+MODALITY_GROUPS_SQL = groups_sql(vocabulary.modality_groups())

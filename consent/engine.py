@@ -38,7 +38,6 @@ from datetime import UTC, datetime
 from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.db.models import QuerySet
-from django.utils.dateparse import parse_datetime
 
 from consent.decide_sql import DECIDE_COUNTS_SQL, DECIDE_MANY_SQL, MODALITY_GROUPS_SQL
 from consent.models import ConsentRecord, Decision, Policy, Purpose, ScopeKind
@@ -436,7 +435,7 @@ def decide_stream(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: d
                         current, found = (study_id, patient_id, study_uid), []
                     found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
                                            lineage[purpose_id], kind, value,
-                                           _as_datetime(recorded_at), bool(unsure)))
+                                           recorded_at, bool(unsure)))
             if current is not None:
                 yield _concluded(current, target, found, default)
     except (DatabaseError, ValueError) as exc:
@@ -488,13 +487,3 @@ def decide_tally(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: da
             return {tuple(row[:-1]): row[-1] for row in cursor.fetchall()}
     except (DatabaseError, ValueError) as exc:
         raise ConsentUnavailable(str(exc)) from exc
-
-
-def _as_datetime(value: datetime | str) -> datetime:
-    # SQLite hands raw columns back as text.
-    if isinstance(value, str):
-        parsed = parse_datetime(value)
-        if parsed is None:
-            raise ValueError(f"unreadable time {value!r}")
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return value

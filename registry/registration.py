@@ -85,15 +85,16 @@ def dicom_register(*, headers: Sequence[DicomHeader], actor: Actor, source: str,
 
     Idempotent: a file already registered is ``known``; a known SOPInstanceUID with other
     content is a ``conflict`` and the registered file is left as it is."""
-    for attempt in range(3):
+    attempt = 1
+    while True:
         try:
             return _register_batch(headers, actor, source, correlation_id)
         except IntegrityError:
             # Another process registered some of the same rows between our read and write;
             # on the next attempt they are visible and count as known.
-            if attempt == 2:
+            if attempt == 3:
                 raise
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 @transaction.atomic
@@ -129,7 +130,7 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
         patient = patients[(header.issuer, header.patient_id)]
         study = studies.get(header.study_uid) or new_studies.get(header.study_uid)
         if study is None:
-            study = new_studies[header.study_uid] = ImagingStudy(
+            study = ImagingStudy(
                 study_uid=header.study_uid, patient=patient,
                 accession_number=header.accession_number, study_date=header.study_date,
                 description=header.study_description,
@@ -155,6 +156,10 @@ def _register_batch(headers: Sequence[DicomHeader], actor: Actor, source: str,
         elif one_series.study.study_uid != header.study_uid:
             outcomes[index] = _reject(header, "the series is registered in another study")
             continue
+        # A new study is kept only once a file of it is registered: a rejected file leaves
+        # no row, not even an empty study (nor a new patient with one).
+        if header.study_uid not in studies:
+            new_studies.setdefault(header.study_uid, study)
         instances.append(Instance(
             sop_uid=header.sop_uid, series=one_series, sop_class_uid=header.sop_class_uid,
             instance_number=header.instance_number,

@@ -376,3 +376,46 @@ def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
     plan = ledger.pending_batch().explain()
     assert "audit_pendingseal" in plan
     assert "audit_auditevent" not in plan
+
+
+def test_no_drafts_write_nothing(db):
+    assert ledger.record_drafts([]) == []
+    assert not AuditEvent.objects.exists() and not PendingSeal.objects.exists()
+
+
+def test_an_empty_ledger_verifies_intact(db):
+    result = ledger.verify()
+    assert result.ok and (result.checked, result.pending) == (0, 0)
+    assert result.head_hash == ledger.GENESIS_HASH
+
+
+def test_a_queue_longer_than_one_batch_is_sealed_whole_in_order(db, monkeypatch):
+    monkeypatch.setattr(ledger, "SEAL_BATCH", 2)
+    # Recorded in the test's transaction: nothing seals them before the call below.
+    events = [ledger.record(action="consent.checked", actor=ACTOR, details={"n": n})
+              for n in range(5)]
+    assert PendingSeal.objects.count() == 5
+    assert ledger.seal() == 5
+    assert not PendingSeal.objects.exists()
+    assert list(ChainLink.objects.order_by("position").values_list("event_id", flat=True)) == [
+        e.pk for e in events]
+    assert ledger.verify().ok
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="sealers queue on a "
+                    "PostgreSQL advisory lock; SQLite has one writer at a time anyway")
+def test_a_sealer_that_finds_another_at_work_leaves_the_queue_to_it(db):
+    import psycopg
+
+    for n in range(3):
+        ledger.record(action="consent.checked", actor=ACTOR, details={"n": n})
+    settings_dict = connection.settings_dict
+    with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                         user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+                         dbname=settings_dict["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [ledger.SEAL_LOCK_KEY])
+        assert ledger.seal(wait=False) == 0
+        assert PendingSeal.objects.count() == 3 and not ChainLink.objects.exists()
+        other.execute("SELECT pg_advisory_unlock(%s)", [ledger.SEAL_LOCK_KEY])
+    assert ledger.seal(wait=False) == 3
+    assert ledger.verify().ok

@@ -232,3 +232,51 @@ def test_consent_records_written_by_the_services_carry_their_digest(world):
     assert vouch["table"] == "consent.record" and vouch["id"] == world["record"].pk
     assert len(vouch["digest"]) == 64
     assert ConsentRecord.objects.count() == 1
+
+
+def test_a_vouched_table_cannot_be_registered_twice_differently():
+    from access.grants import ROLE_GRANT
+    from audit.vouching import VouchedTable, register_vouched, vouched_tables
+
+    (grants,) = [t for t in vouched_tables() if t.name == ROLE_GRANT]
+    register_vouched(grants)  # the same registration again (a second ready()) is harmless
+    with pytest.raises(ValueError, match="already registered"):
+        register_vouched(VouchedTable(name=ROLE_GRANT, label="something else",
+                                      model=grants.model, canonical=grants.canonical))
+    assert [t for t in vouched_tables() if t.name == ROLE_GRANT] == [grants]
+
+
+def test_a_deletion_is_vouched_only_for_a_registered_table():
+    from audit.vouching import unvouch
+
+    with pytest.raises(LookupError, match="no vouched table"):
+        unvouch(table="no.such_table", row_id=1)
+
+
+def test_malformed_vouches_in_an_event_neither_vouch_nor_break_verification(world):
+    from audit import ledger
+    from consent.vouched import RECORD
+
+    record = world["record"]
+    ledger.record(action="test.odd_details", actor=ADMIN, details={"vouch": [
+        "not a vouch", {"table": RECORD, "id": record.pk}]})
+    assert verify_rows() == []
+    # A malformed item does not stand in for a row's event either: an edit is still named.
+    behind_the_back("UPDATE consent_consentrecord SET decision = 'permit' WHERE id = %s",
+                    [record.pk])
+    assert any(f" {record.pk} differs from ledger event" in p for p in verify_rows())
+
+
+def test_a_role_revoked_through_the_service_then_put_back_behind_the_back_is_named(
+        world, outsider):
+    role_grant(user=outsider, role="steward", actor=ADMIN)
+    membership = get_user_model().groups.through.objects.get(user=outsider)
+    role_revoke(user=outsider, role="steward", actor=ADMIN)
+    assert verify_rows() == []
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO auth_user_groups (id, user_id, group_id) VALUES (%s, %s, %s)",
+                       [membership.pk, membership.user_id, membership.group_id])
+    revoked = AuditEvent.objects.get(action="role.revoked")
+    assert verify_rows() == [
+        f"role grant {membership.pk} was deleted by ledger event {revoked.pk} but is present: "
+        "it was put back behind the application's back"]

@@ -9,12 +9,14 @@ from datetime import timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from consent.decide_sql import groups_sql
 from consent.engine import (
     ConsentUnavailable,
     PurposeTree,
     decide,
     decide_counts,
     decide_stream,
+    decide_tally,
 )
 from consent.models import Purpose
 from registry.models import ImagingStudy
@@ -64,3 +66,21 @@ def test_unknown_purpose_and_naive_moment_are_refused(db):
         list(decide_stream(studies, "no-such-purpose", T0))
     with pytest.raises(ConsentUnavailable):
         decide_counts(studies, "ai-training", T0.replace(tzinfo=None))
+
+
+def test_a_count_by_anything_but_a_plain_column_name_is_refused(db):
+    # ``by`` names go into the statement's text: anything but a plain name is refused
+    # before any SQL is written, and the caller is told consent is unavailable.
+    studies = ImagingStudy.objects.all()
+    with pytest.raises(ConsentUnavailable, match="not a column name"):
+        decide_tally(studies, "ai-training", T0, by=("study_uid); DROP TABLE x; --",))
+    with pytest.raises(ConsentUnavailable, match="not a column name"):
+        decide_tally(studies, "ai-training", T0, by=("Study_UID",))
+
+
+def test_modality_groups_reach_the_statement_only_as_plain_codes():
+    assert groups_sql({"XRAY": ("CR", "DX")}) == (
+        " OR (m.canonical = 'XRAY' AND UPPER(se.modality) IN ('CR', 'DX'))")
+    for groups in ({"XRAY": ("CR", "D'X")}, {"X RAY": ("CR",)}, {"xray": ("CR",)}):
+        with pytest.raises(ValueError, match="not a modality code"):
+            groups_sql(groups)

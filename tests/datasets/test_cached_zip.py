@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 
+from audit.models import AuditEvent
 from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
@@ -101,3 +102,29 @@ def test_a_cached_copy_without_withdrawn_studies_is_rechecked(
     first.unlink()
     with pytest.raises(NotDownloadable, match="unlisted file"):
         version_download(version, STEWARD)
+
+
+def test_an_intact_cached_zip_is_served_as_it_is_and_each_download_recorded(downloaded):
+    version, path = downloaded
+    made = path.stat()
+    again = version_download(version, STEWARD)
+    # The same file, not one made again (a new zip is written beside it and renamed in).
+    assert again == path and again.stat().st_ino == made.st_ino
+    assert again.stat().st_mtime_ns == made.st_mtime_ns
+    assert AuditEvent.objects.filter(action="export.downloaded").count() == 2
+
+
+def test_a_cached_zip_with_a_file_outside_its_folder_is_made_again(downloaded, tmp_path):
+    version, path = downloaded
+    # The manifest is checked over the version's folder only: a member beside that folder
+    # would go out to the recipient unlisted and unnoticed.
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("stray.dcm", b"outside the folder")
+    served = version_download(version, STEWARD)
+    with zipfile.ZipFile(served) as archive:
+        names = archive.namelist()
+    assert "stray.dcm" not in names
+    assert all(name.startswith(f"{served.stem}/") for name in names)
+    assert not (served.parent / "stray.dcm").exists()
+    root = _unpacked(served, tmp_path)
+    assert verify_manifest(root, published_keys()) == []

@@ -248,3 +248,57 @@ def test_without_clean_descriptors_free_text_is_removed(synthetic):
     original.StudyDescription = "CT HEAD DOB 11/07/1961"
     out, _ = run(original, options=frozenset())
     assert "StudyDescription" not in out or not str(out.StudyDescription)
+
+
+def test_options_given_as_any_collection_get_the_same_rules():
+    from datasets.deid import rule_for
+
+    # (0008,0020) Study Date: X/D in the basic profile, kept with Modified Dates shifted.
+    for tag in (0x00080020, 0x00100010, 0x00181000, 0x60000010):
+        assert rule_for(tag, [Option.MODIFIED_DATES]) == rule_for(
+            tag, frozenset({Option.MODIFIED_DATES}))
+    assert rule_for(0x00080020, [Option.MODIFIED_DATES]) != rule_for(0x00080020, [])
+
+
+def test_a_whitelisted_private_attribute_is_kept_and_every_other_removed():
+    ds = pydicom.dcmread(CORPUS / "CT_small.dcm")
+    private = [int(e.tag) for e in ds if e.tag.is_private]
+    assert len(private) >= 2
+    kept, dropped = private[0], private[1:]
+    out = deidentify(copy.deepcopy(ds), DeidContext(
+        secret=b"s", options=ALL_OPTIONS, private_whitelist=frozenset({kept})),
+        consent=ConsentStamp("YES"))
+    assert kept in out and out[kept].value == ds[kept].value
+    assert not any(tag in out for tag in dropped)
+
+
+def test_cleaned_text_loses_the_patients_name_even_with_punctuation_only_parts():
+    ds = pydicom.dcmread(CORPUS / "CT_small.dcm")
+    # A name part of punctuation only ("--") gives the cleaning nothing to look for; the
+    # other parts are still removed wherever they are written.
+    ds.PatientName = "Quillfeather^Ottoline^--"
+    ds.StudyDescription = "CT head for QUILLFEATHER -- follow-up"
+    out, _ = run(ds)
+    assert "QUILLFEATHER" not in str(out.StudyDescription).upper()
+    assert "follow-up" in str(out.StudyDescription)
+
+
+def test_every_value_of_a_multi_valued_date_moves_by_the_patients_one_offset():
+    ds = pydicom.dcmread(CORPUS / "CT_small.dcm")
+    ds.StudyDate = "20200101"
+    ds.DateOfLastCalibration = ["20200101", "20200111"]
+    out, _ = run(ds, options=frozenset({Option.MODIFIED_DATES}))
+    moved = [date.fromisoformat(v) for v in out.DateOfLastCalibration]
+    study = date.fromisoformat(out.StudyDate)
+    assert moved[0] == study != date(2020, 1, 1)
+    assert (moved[1] - moved[0]).days == 10
+
+
+def test_a_cleaned_attribute_that_is_neither_a_date_nor_text_is_emptied():
+    # Retain Device Identity cleans (C) the AE titles; an AE title names a hospital's
+    # machine, and no cleaning rule for text applies to it: it stays present and empty.
+    ds = pydicom.dcmread(CORPUS / "CT_small.dcm")
+    ds.RetrieveAETitle = "STMARYS_PACS"
+    out, data = run(ds, options=frozenset({Option.DEVICE_IDENTITY}))
+    assert "RetrieveAETitle" in out and not out.RetrieveAETitle
+    assert b"STMARYS" not in data

@@ -13,7 +13,7 @@ from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets import exports
-from datasets.exports import export_run, version_dir
+from datasets.exports import export_give_up, export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
 from registry.identifiers import mrn_digest
 from registry.models import ImagingStudy
@@ -71,6 +71,33 @@ def test_reject_mode_fails_with_the_list_of_studies(steward, hospital, data_dir,
     ben_chest = ImagingStudy.objects.get(patient__mrn_index=mrn_digest("MRN-BEN"))
     assert ben_chest.study_uid in version.error
     assert not version_dir(version).exists()
+
+
+def test_a_failed_version_delivered_again_stays_failed_and_writes_nothing(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    version = run_export(make_dataset(steward, enforcement=Enforcement.REJECT),
+                         django_capture_on_commit_callbacks)
+    before = (AuditEvent.objects.count(), VersionStudy.objects.count())
+    again = export_run(version_id=version.pk)
+    assert again.status == VersionStatus.FAILED and again.error == version.error
+    assert (AuditEvent.objects.count(), VersionStudy.objects.count()) == before
+    assert not version_dir(version).exists()
+
+
+def test_reject_mode_exports_when_every_selected_study_has_consent(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    # From 2 May: Ann's studies only, and Ann said yes.
+    dataset = make_dataset(steward, enforcement=Enforcement.REJECT,
+                           selection={"date_from": "2025-05-02"})
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    assert version.status == VersionStatus.COMPLETE
+    assert set(fates(version)) == {"MR KNEE LEFT", "CT HEAD WITHOUT CONTRAST", "US ABDOMEN"}
+    call_command("verify_export", str(version_dir(version)))
+    # The outbox giving up on a message whose version completed meanwhile changes nothing.
+    export_give_up({"version_id": version.pk}, "late failure")
+    version.refresh_from_db()
+    assert version.status == VersionStatus.COMPLETE and version_dir(version).is_dir()
+    assert not AuditEvent.objects.filter(action="export.failed").exists()
 
 
 def test_log_only_needs_a_legal_basis(steward, hospital):
@@ -137,6 +164,9 @@ def test_exports_appear_in_the_accounting_of_disclosures(steward, hospital, data
     ({"selection": {}}, "selection"),
     ({"enforcement": "sometimes"}, "enforcement"),
     ({"deid_options": ["keep-everything"]}, "deid_options"),
+    ({"burned_in_text": "blur"}, "burned_in_text"),
+    ({"name": "   "}, "name"),
+    ({"recipient": ""}, "recipient"),
 ])
 def test_bad_datasets_are_refused(steward, hospital, kwargs, field):
     with pytest.raises(ValidationError) as refused:
@@ -301,3 +331,32 @@ def test_an_interrupted_run_resumes_where_it_stopped(steward, hospital, data_dir
     assert fates_by_study.get(study=held).included is True
     assert verify_manifest(version_dir(again), published_keys()) == []
     assert not version_dir(again, staging=True).exists()
+
+
+def test_a_worker_that_finds_every_shard_held_leaves_the_version_to_their_holders(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks):
+    from audit.ledger import Actor
+    from datasets.models import ExportShard
+    from datasets.shards import shard_claim
+
+    # Requested, its job not run yet.
+    version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
+    actor = Actor.system("another worker")
+    assert exports._plan(version, actor) is False
+    planned = list(ExportShard.objects.filter(version=version).values_list("pk", "number"))
+    # A planner that waited for the lock finds the plan made and makes no second one.
+    assert exports._plan(version, actor) is False
+    assert list(ExportShard.objects.filter(version=version).values_list(
+        "pk", "number")) == planned
+    # Another worker holds every study shard (the manifest waits for them).
+    held = []
+    while (shard := shard_claim(version_id=version.pk, worker="elsewhere:1")) is not None:
+        held.append(shard.pk)
+    assert held
+    before = (AuditEvent.objects.count(), VersionStudy.objects.count())
+    again = export_run(version_id=version.pk)
+    assert again.status == VersionStatus.RUNNING
+    assert (AuditEvent.objects.count(), VersionStudy.objects.count()) == before
+    assert set(ExportShard.objects.filter(pk__in=held).values_list(
+        "claimed_by", flat=True)) == {"elsewhere:1"}
+    assert not version_dir(version).exists()

@@ -9,8 +9,13 @@ import pytest
 from audit import ledger
 from audit.ledger import Actor
 from audit.models import AuditEvent
-from registry.models import ImagingStudy, Instance, Patient, Series
-from registry.registration import Status, dicom_ingest_paths
+from registry.models import ImagingStudy, IngestStatus, Instance, Patient, Series
+from registry.registration import (
+    Status,
+    dicom_ingest_paths,
+    ingest_job_queue,
+    ingest_job_run,
+)
 
 ACTOR = Actor(label="tester", role="staff")
 
@@ -214,3 +219,48 @@ def test_counts_are_right_for_studies_new_in_a_batch_and_studies_spread_over_bat
     dicom_ingest_paths(paths=[corpus / "dicomdirtests"], actor=ACTOR, source="test")
     assert ImagingStudy.objects.filter(series_count__gt=1).exists()
     assert_counts_match_the_rows()
+
+
+def test_a_series_registered_in_another_study_is_rejected(db, corpus, tmp_path):
+    first = tmp_path / "first.dcm"
+    shutil.copy(corpus / "CT_small.dcm", first)
+    dicom_ingest_paths(paths=[first], actor=ACTOR, source="test")
+    # The same patient and series, claimed by another study: the series stays where it is.
+    ds = pydicom.dcmread(first)
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    moved = tmp_path / "moved.dcm"
+    ds.save_as(moved)
+    # And by another study of a patient not registered yet.
+    ds.PatientID = "NOBODY-YET"
+    ds.StudyInstanceUID = pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    stranger = tmp_path / "stranger.dcm"
+    ds.save_as(stranger)
+
+    summary = dicom_ingest_paths(paths=[moved, stranger], actor=ACTOR, source="test")
+
+    assert summary.counts == {Status.REJECTED: 2}
+    assert all("registered in another study" in p.reason for p in summary.problems)
+    # A rejected file leaves no row: no empty study, no patient.
+    assert ImagingStudy.objects.count() == 1 and Instance.objects.count() == 1
+    assert Patient.objects.count() == 1
+    assert Series.objects.get().instance_count == 1
+
+
+def test_an_ingest_job_delivered_again_after_it_finished_is_not_run_again(db, corpus, tmp_path):
+    shutil.copy(corpus / "CT_small.dcm", tmp_path / "ct.dcm")
+    job = ingest_job_queue(paths=[str(tmp_path)], actor=ACTOR)
+    ingest_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == IngestStatus.DONE and job.summary["registered"] == 1
+    finished = job.finished_at
+
+    # A file added since is not registered by the job's second delivery (the outbox may
+    # deliver a message twice): the job's summary says what it did, once.
+    shutil.copy(corpus / "MR_small.dcm", tmp_path / "mr.dcm")
+    ingest_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.finished_at, job.summary["registered"]) == (
+        IngestStatus.DONE, finished, 1)
+    assert Instance.objects.count() == 1
