@@ -109,6 +109,11 @@ def ingest_job_run(*, job_id: int) -> None:
     job = IngestJob.objects.get(pk=job_id)
     if job.status == IngestStatus.DONE:
         return
+    shards = list(job.shards.exclude(status=IngestStatus.DONE).values_list("number", flat=True))
+    if shards or job.shards.exists():  # a sharded job: its shards, never a new walk
+        for number in shards:
+            ingest_shard_run(job_id=job.pk, number=number)
+        return
     IngestJob.objects.filter(pk=job.pk).update(status=IngestStatus.RUNNING,
                                                started_at=timezone.now())
     try:
