@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 BOOTSTRAP_PYTHON ?= $(shell for p in python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
 
-.PHONY: install demo test lint coverage mutation bench serve worker beat clean screenshots
+.PHONY: install demo test test-suite lint coverage mutation bench serve worker beat clean screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.12 or newer is needed (Django 6)." >&2; exit 1; }
@@ -50,6 +50,11 @@ TEST_BLIND_INDEX_KEY := consentry-test-only-blind-index-key-not-for-production
 # coverage` combines whatever runs are there, prints them and enforces the floors.
 COVERAGE_RUN ?= local
 test: install $(AXE) lint
+	@$(MAKE) --no-print-directory test-suite
+
+# The suite alone, without test's prerequisites: .ci/run makes those once, then runs the
+# suite on both backends side by side.
+test-suite:
 	@mkdir -p var/coverage && rm -f var/coverage/$(COVERAGE_RUN).*
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key} SECURE_SSL_REDIRECT=$${SECURE_SSL_REDIRECT:-false} \
 		CONSENTRY_IDENTIFIER_KEYS=$${CONSENTRY_IDENTIFIER_KEYS:-$(TEST_IDENTIFIER_KEY)} \

@@ -21,6 +21,18 @@ GUARDED_TABLES = (*guards.APPEND_ONLY_TABLES, "consent_consentrecord")
 CORPUS = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
+def pytest_configure(config):
+    """Argon2 (production's hasher, in config/settings.py) costs about 100 MB and a tenth of
+    a second per hash by design, and nearly every test makes users: in the tests that was
+    minutes of the run. The tests check who may sign in, not how hard a stolen hash is to
+    crack, so they hash with MD5, as Django advises for test runs. Production's own list is
+    checked in tests/test_settings.py, in a process this file does not touch."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                                 *settings.PASSWORD_HASHERS]
+
+
 @pytest.fixture(autouse=True)
 def plain_static_files(settings):
     """Production settings expect collectstatic's manifest; tests render without one."""

@@ -47,7 +47,8 @@ def test_embedded_default_is_sqlite_inline_celery_console_email_and_keeps_its_ke
 def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], "
-            "s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, s.CACHES['default']['BACKEND'])")
+            "s.CELERY_BROKER_URL, s.CELERY_TASK_ALWAYS_EAGER, s.CACHES['default']['BACKEND'], "
+            "s.PASSWORD_HASHERS[0])")
     result = run_django(code, {
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/hospital",
         "REDIS_URL": "redis://127.0.0.1:6379/3", "SECRET_KEY": "k" * 60,
@@ -57,7 +58,9 @@ def test_database_and_redis_urls_select_postgresql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.postgresql", "hospital", "redis://127.0.0.1:6379/3", "False",
-        "config.cache.ConsentryRedisCache"]
+        "config.cache.ConsentryRedisCache",
+        # The tests hash with MD5 (tests/conftest.py); production keeps Argon2.
+        "django.contrib.auth.hashers.Argon2PasswordHasher"]
 
 
 def production_env(tmp_path) -> dict[str, str]:
