@@ -5,10 +5,12 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.test import Client
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
 from access.api_auth import scoped
 from access.models import ApiToken, TokenScope
@@ -172,6 +174,14 @@ def test_the_ledger_records_the_tokens_owner_scopes_and_expiry(staff):
         "expires_at"] is None
 
 
+def test_revoking_keeps_a_use_recorded_meanwhile(staff):
+    token, secret = token_for(staff, ["consent:read"])
+    assert bearer(secret).get("/api/v1/patients").status_code == 200  # after token was read
+    api_token_revoke(token=token, actor=ADMIN)
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.last_used_at is not None
+
+
 def test_revoking_is_recorded_with_the_token_and_its_owner(staff):
     token, _ = token_for(staff, ["ingest"])
     api_token_revoke(token=token, actor=ADMIN)
@@ -276,3 +286,31 @@ def test_the_api_schema_describes_bearer_tokens(db):
     assert spec["components"]["securitySchemes"]["apiToken"] == {
         "type": "http", "scheme": "bearer",
         "description": "An API token made by staff: 'Authorization: Bearer cst_…'."}
+
+
+def judge(permission: type, user, token=None) -> tuple[bool, str]:
+    """What a permission made by ``scoped`` answers for a request from ``user`` (with
+    ``token`` when a system calls), and the message a refusal carries."""
+    request = Request(APIRequestFactory().get(PATIENTS))
+    request.user, request.auth = user, token
+    judge = permission()
+    return judge.has_permission(request, None), judge.message
+
+
+def test_scoped_lets_a_token_in_by_scope_and_its_owners_roles_and_people_by_role(staff, patient):
+    """The endpoints' permissions are made by ``scoped`` as their modules load; made again
+    here, each clause of the rule is seen to decide."""
+    reads = scoped(TokenScope.CONSENT_READ, Role.STAFF, Role.STEWARD)
+    wanted = ("This needs the 'consent:read' scope (API token) or the role staff or steward "
+              "(signed in).")
+    with_scope, _ = api_token_create(owner=staff, name="r", scopes=["consent:read"], actor=ADMIN)
+    without, _ = api_token_create(owner=staff, name="i", scopes=["ingest"], actor=ADMIN)
+    assert judge(reads, staff, with_scope) == (True, wanted)
+    assert judge(reads, staff, without) == (False, wanted)
+    assert judge(reads, staff, None) == (True, wanted)
+    assert judge(reads, patient.user, None) == (False, wanted)
+    assert judge(reads, AnonymousUser(), None) == (False, wanted)
+    staff.groups.clear()
+    with_scope = ApiToken.objects.select_related("owner").get(pk=with_scope.pk)  # a new request
+    assert judge(reads, with_scope.owner, with_scope) == (
+        False, "The owner of this token no longer holds a role that allows 'consent:read'.")

@@ -92,6 +92,25 @@ def test_verify_ledger_records_its_run_and_can_sign_a_checkpoint(db, data_dir, c
         call_command("verify_ledger")
     broken = VerificationRun.objects.order_by("-id").first()
     assert not broken.ok and broken.first_bad_position == 1
+    assert broken.first_bad_event_id == AuditEvent.objects.order_by("id").first().pk
+    assert "at chain position 1 does not match its hash" in broken.problem
+
+
+def test_a_verification_run_keeps_what_the_auditors_dashboard_shows(db, data_dir):
+    from django.utils import timezone
+
+    from audit.verification import verification_run
+
+    write_events(2)
+    checkpoints.checkpoint_write()
+    ledger.record(action="consent.checked", actor=ledger.Actor(label="late"))  # not sealed
+    before = timezone.now()
+    run = verification_run(trigger="schedule")
+    run.refresh_from_db()
+    assert (run.ok, run.trigger, run.checked, run.pending, run.checkpoints, run.problem,
+            run.first_bad_event_id, run.first_bad_position) == (
+        True, "schedule", 3, 0, 1, "", None, None)
+    assert before <= run.started_at <= run.finished_at <= timezone.now()
 
 
 def test_a_key_from_settings_is_used(db, data_dir, settings):
