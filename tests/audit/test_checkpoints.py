@@ -24,14 +24,16 @@ def test_a_checkpoint_signs_the_head_and_verification_uses_it(db, data_dir):
 
 def test_cutting_off_the_newest_events_is_caught(db, data_dir):
     events = write_events(5)
-    checkpoints.checkpoint_write()
+    path = checkpoints.checkpoint_write()
     for event in events[3:]:
         as_owner("DELETE FROM audit_chainlink WHERE event_id = %s", [event.pk])
         as_owner("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
     result = ledger.verify()
     assert not result.ok
-    assert "events after the end were deleted" in result.problems[0]
-    assert result.first_bad_position == 4
+    assert result.problems == [
+        f"the chain ends at position 3, but checkpoint {path.name} signed position 5: "
+        "events after the end were deleted"]
+    assert (result.first_bad_position, result.first_bad_event_id) == (4, events[4].pk)
 
 
 def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
@@ -52,7 +54,10 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
     result = ledger.verify()
     assert not result.ok
     # The rebuilt chain is consistent in itself; only the checkpoint at 4 shows the change.
-    assert "differs from the signed checkpoint" in result.problems[0]
+    head = ChainLink.objects.get(position=4)
+    assert result.problems[0].startswith(
+        f"the chain at position 4 (event {head.event_id}) differs from the signed checkpoint ")
+    assert result.problems[0].endswith(": the ledger was rewritten after it was signed")
     assert result.first_bad_position == 4
 
 
