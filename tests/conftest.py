@@ -79,6 +79,14 @@ def mutation_db_template(request, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
+def mutation_fast_passwords(settings):
+    """Under mutmut only: Argon2 took a second per user made on the loaded machine, and no
+    mutated module hashes passwords."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def plain_static_files(settings):
     """Production settings expect collectstatic's manifest; tests render without one."""
     settings.STORAGES = {
