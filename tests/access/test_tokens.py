@@ -149,6 +149,8 @@ CHOOSE = "choose from consent:read, consent:write, ingest, export, ledger:read"
      f"{CHOOSE}; unknown: admin, root"),
     ({"name": "x", "scopes": ["ingest", "export"]}, "scopes",
      "sam-staff's roles do not allow export"),
+    ({"name": "x", "scopes": ["ledger:read", "ingest", "export"]}, "scopes",
+     "sam-staff's roles do not allow export, ledger:read"),
     ({"name": "x", "scopes": ["ingest"],
       "expires_at": timezone.now() - timedelta(days=1)}, "expires_at", "must be in the future"),
 ])
@@ -163,8 +165,8 @@ def test_bad_token_requests_name_the_field_and_create_nothing(staff, kwargs, fie
 def test_the_ledger_records_the_tokens_owner_scopes_and_expiry(staff):
     expires = timezone.now() + timedelta(days=30)
     token, _ = token_for(staff, ["ingest", "consent:read", "ingest"], expires_at=expires)
-    assert (token.name, token.scopes, token.expires_at) == (
-        "PACS router", ["consent:read", "ingest"], expires)
+    assert (token.name, token.scopes, token.expires_at, token.created_by_label) == (
+        "PACS router", ["consent:read", "ingest"], expires, "admin")
     event = AuditEvent.objects.get(action="api_token.created")
     assert (event.actor_label, event.details) == ("admin", {
         "token": token.prefix, "owner": staff.username, "scopes": ["consent:read", "ingest"],
