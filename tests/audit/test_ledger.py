@@ -239,6 +239,22 @@ def test_an_intact_result_names_the_head_and_counts(db):
     assert result.head_hash == ChainLink.objects.get(position=3).chain_hash
 
 
+def test_the_chain_verifies_whatever_the_servers_time_zone(db, settings):
+    """SQLite gives stored times back without a zone: they are UTC, not the server's."""
+    write_events(3)
+    settings.TIME_ZONE = "America/St_Johns"  # not UTC, and not a whole hour from it
+    assert ledger.verify().problems == []
+
+
+def test_a_chain_read_in_chunks_verifies_and_names_an_edit_in_a_later_chunk(
+        db, small_verify_chunks):
+    """Long chains are read in ranges of positions (in one process except on PostgreSQL)."""
+    events = write_events(13)
+    assert (ledger.verify().ok, ledger.verify().checked) == (True, 13)
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
+    assert (ledger.verify().first_bad_position, ledger.verify().checked) == (12, 11)
+
+
 def test_verify_ledger_command_reports_an_intact_ledger(db, capsys):
     write_events(3)
     call_command("verify_ledger")
