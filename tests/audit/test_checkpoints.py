@@ -20,6 +20,8 @@ def test_a_checkpoint_signs_the_head_and_verification_uses_it(db, data_dir):
     write_events(2)
     result = ledger.verify()
     assert result.ok and result.checkpoints == 1 and result.checked == 6
+    checkpoints.checkpoint_write()  # signing the head itself
+    assert ledger.verify().problems == []
 
 
 def test_cutting_off_the_newest_events_is_caught(db, data_dir):
@@ -58,7 +60,7 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
     assert result.problems[0].startswith(
         f"the chain at position 4 (event {head.event_id}) differs from the signed checkpoint ")
     assert result.problems[0].endswith(": the ledger was rewritten after it was signed")
-    assert result.first_bad_position == 4
+    assert (result.first_bad_position, result.first_bad_event_id) == (4, head.event_id)
 
 
 def test_an_edited_checkpoint_file_is_reported(db, data_dir):

@@ -211,6 +211,7 @@ def test_each_break_is_described_in_full_for_the_auditor(db):
         f"event {events[3].pk} at chain position 4 does not match its hash: it was edited, "
         "reordered or inserted after sealing"]
     as_owner("DELETE FROM audit_chainlink WHERE event_id = %s", [events[1].pk])
+    assert ledger.verify().first_bad_event_id == events[2].pk  # the next one there is
     assert ledger.verify().problems == [
         f"chain position 2 is missing (next is 3, event {events[2].pk}): a link or its event "
         "was deleted"]
