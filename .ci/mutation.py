@@ -20,6 +20,28 @@ def mutmut(*args: str, env: dict[str, str]) -> int:
     return subprocess.run([str(BIN / "mutmut"), *args], env=env, check=False).returncode  # noqa: S603
 
 
+def print_per_module() -> None:
+    """docs/mutation.md's table: each module's mutants by outcome, from mutmut's own results."""
+    from mutmut.stats import status_by_exit_code
+
+    print("\n| module | mutants | killed | timed out | survived | no tests | not run |")
+    print("|---|---|---|---|---|---|---|")
+    for meta in sorted(Path("mutants").rglob("*.py.meta")):
+        codes = json.loads(meta.read_text())["exit_code_by_key"].values()
+        count = {}
+        for code in codes:
+            status = status_by_exit_code[code]
+            count[status] = count.get(status, 0) + 1
+        module = meta.relative_to("mutants").as_posix().removesuffix(".meta")
+        other = len(codes) - sum(count.get(k, 0) for k in (
+            "killed", "timeout", "survived", "no tests", "not checked"))
+        print(f"| `{module}` | {len(codes)} | {count.get('killed', 0)} | "
+              f"{count.get('timeout', 0)} | {count.get('survived', 0)} | "
+              f"{count.get('no tests', 0)} | {count.get('not checked', 0)} |"
+              + (f" ({other} other: suspicious or interrupted)" if other else ""))
+    print()
+
+
 def main(argv: list[str]) -> int:
     data = tempfile.mkdtemp(prefix="consentry-mutation-")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -39,6 +61,7 @@ def main(argv: list[str]) -> int:
           f"mutation score: {killed}/{tested} killed = {score:.1f}% "
           f"(survived {stats['survived']}, no tests {stats['no_tests']}, "
           f"suspicious {stats['suspicious']}, timeout {stats['timeout']})")
+    print_per_module()
     print("surviving mutants (explained one by one in docs/mutation.md; "
           "`mutmut show NAME` prints each):")
     mutmut("results", env=env)

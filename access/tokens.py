@@ -29,42 +29,44 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-@transaction.atomic
+# The transactions are opened inside the functions, not by decorating them: mutation testing
+# (mutmut) leaves decorated functions unchanged, and these are the ones that write.
 def api_token_create(*, owner: Any, name: str, scopes: list[str], actor: Actor,
                      expires_at: datetime | None = None) -> tuple[ApiToken, str]:
     """Returns the token and its full secret, which is never stored and shown only once."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "give the token a name that says who uses it"})
-    unknown = sorted(set(scopes) - set(TokenScope.values))
-    if unknown or not scopes:
-        raise ValidationError({"scopes": f"choose from {', '.join(TokenScope.values)}"
-                                         + (f"; unknown: {', '.join(unknown)}" if unknown
-                                            else "")})
-    beyond = sorted(set(scopes) - allowed_scopes(owner))
-    if beyond:
-        raise ValidationError({"scopes": f"{owner.get_username()}'s roles do not allow "
-                                         f"{', '.join(beyond)}"})
-    if expires_at is not None and expires_at <= timezone.now():
-        raise ValidationError({"expires_at": "must be in the future"})
-    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        owner=owner, name=name, prefix=prefix, secret_sha256=_digest(secret),
-        scopes=sorted(set(scopes)), created_at=timezone.now(), created_by_label=actor.label,
-        expires_at=expires_at)
-    ledger.record(action="api_token.created", actor=actor, details={
-        "token": prefix, "owner": owner.get_username(), "scopes": token.scopes,
-        "expires_at": expires_at.isoformat() if expires_at else None})
-    return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
+    with transaction.atomic():
+        name = (name or "").strip()
+        if not name:
+            raise ValidationError({"name": "give the token a name that says who uses it"})
+        unknown = sorted(set(scopes) - set(TokenScope.values))
+        if unknown or not scopes:
+            raise ValidationError({"scopes": f"choose from {', '.join(TokenScope.values)}"
+                                             + (f"; unknown: {', '.join(unknown)}" if unknown
+                                                else "")})
+        beyond = sorted(set(scopes) - allowed_scopes(owner))
+        if beyond:
+            raise ValidationError({"scopes": f"{owner.get_username()}'s roles do not allow "
+                                             f"{', '.join(beyond)}"})
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "must be in the future"})
+        prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+        token = ApiToken.objects.create(
+            owner=owner, name=name, prefix=prefix, secret_sha256=_digest(secret),
+            scopes=sorted(set(scopes)), created_at=timezone.now(), created_by_label=actor.label,
+            expires_at=expires_at)
+        ledger.record(action="api_token.created", actor=actor, details={
+            "token": prefix, "owner": owner.get_username(), "scopes": token.scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None})
+        return token, f"{TOKEN_PREFIX}_{prefix}_{secret}"
 
 
-@transaction.atomic
 def api_token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        ledger.record(action="api_token.revoked", actor=actor,
-                      details={"token": token.prefix, "owner": token.owner.get_username()})
+    with transaction.atomic():
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            ledger.record(action="api_token.revoked", actor=actor,
+                          details={"token": token.prefix, "owner": token.owner.get_username()})
     return token
 
 

@@ -1,4 +1,5 @@
 import importlib
+import os
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,62 @@ def pytest_configure(config):
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
                                  *settings.PASSWORD_HASHERS]
+
+
+# `make mutation` (mutmut) runs one test session per mutant, several at once, each in a
+# process forked from one parent. Each session gets its own SQLite test database file (one
+# session's set-up would delete the file another is using), copied from a template that the
+# first session migrated with the unchanged code: migrating per mutant took most of its time.
+_MUTATION_DB_BASE: dict[str, str] = {}
+
+
+def _mutation_db_names() -> tuple[str, str] | None:
+    """(this session's test database, the template), when mutmut runs this session."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if "MUTANT_UNDER_TEST" not in os.environ or not database["ENGINE"].endswith("sqlite3"):
+        return None
+    # The parent runs several sessions in turn: name from the first name, not the last.
+    base = _MUTATION_DB_BASE.setdefault("default", str(database["TEST"]["NAME"]))
+    return f"{base}-{os.getpid()}", f"{base}-template"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    names = _mutation_db_names()
+    if names is None:
+        yield
+        return
+    from django.conf import settings
+
+    settings.DATABASES["default"]["TEST"]["NAME"] = names[0]
+    yield
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(names[0] + suffix).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, django_db_modify_db_settings) -> bool:
+    """Under mutmut, a copy of the migrated template is this session's database, kept
+    as it is (Django only checks that every migration is applied)."""
+    names = _mutation_db_names()
+    if names is not None and Path(names[1]).exists():
+        shutil.copyfile(names[1], names[0])
+        return True
+    return bool(request.config.getvalue("reuse_db"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mutation_db_template(request, django_db_blocker):
+    names = _mutation_db_names()
+    if names is None or Path(names[1]).exists():
+        return
+    request.getfixturevalue("django_db_setup")
+    partial = f"{names[1]}-{os.getpid()}.partial"
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("VACUUM INTO %s", [partial])  # before any test has written to it
+    os.replace(partial, names[1])
 
 
 @pytest.fixture(autouse=True)

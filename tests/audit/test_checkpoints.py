@@ -20,18 +20,22 @@ def test_a_checkpoint_signs_the_head_and_verification_uses_it(db, data_dir):
     write_events(2)
     result = ledger.verify()
     assert result.ok and result.checkpoints == 1 and result.checked == 6
+    checkpoints.checkpoint_write()  # signing the head itself
+    assert ledger.verify().problems == []
 
 
 def test_cutting_off_the_newest_events_is_caught(db, data_dir):
     events = write_events(5)
-    checkpoints.checkpoint_write()
+    path = checkpoints.checkpoint_write()
     for event in events[3:]:
         as_owner("DELETE FROM audit_chainlink WHERE event_id = %s", [event.pk])
         as_owner("DELETE FROM audit_auditevent WHERE id = %s", [event.pk])
     result = ledger.verify()
     assert not result.ok
-    assert "events after the end were deleted" in result.problems[0]
-    assert result.first_bad_position == 4
+    assert result.problems == [
+        f"the chain ends at position 3, but checkpoint {path.name} signed position 5: "
+        "events after the end were deleted"]
+    assert (result.first_bad_position, result.first_bad_event_id) == (4, events[4].pk)
 
 
 def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
@@ -52,8 +56,11 @@ def test_a_consistent_rewrite_of_the_whole_chain_is_caught(db, data_dir):
     result = ledger.verify()
     assert not result.ok
     # The rebuilt chain is consistent in itself; only the checkpoint at 4 shows the change.
-    assert "differs from the signed checkpoint" in result.problems[0]
-    assert result.first_bad_position == 4
+    head = ChainLink.objects.get(position=4)
+    assert result.problems[0].startswith(
+        f"the chain at position 4 (event {head.event_id}) differs from the signed checkpoint ")
+    assert result.problems[0].endswith(": the ledger was rewritten after it was signed")
+    assert (result.first_bad_position, result.first_bad_event_id) == (4, head.event_id)
 
 
 def test_an_edited_checkpoint_file_is_reported(db, data_dir):
@@ -92,6 +99,25 @@ def test_verify_ledger_records_its_run_and_can_sign_a_checkpoint(db, data_dir, c
         call_command("verify_ledger")
     broken = VerificationRun.objects.order_by("-id").first()
     assert not broken.ok and broken.first_bad_position == 1
+    assert broken.first_bad_event_id == AuditEvent.objects.order_by("id").first().pk
+    assert "at chain position 1 does not match its hash" in broken.problem
+
+
+def test_a_verification_run_keeps_what_the_auditors_dashboard_shows(db, data_dir):
+    from django.utils import timezone
+
+    from audit.verification import verification_run
+
+    write_events(2)
+    checkpoints.checkpoint_write()
+    ledger.record(action="consent.checked", actor=ledger.Actor(label="late"))  # not sealed
+    before = timezone.now()
+    run = verification_run(trigger="schedule")
+    run.refresh_from_db()
+    assert (run.ok, run.trigger, run.checked, run.pending, run.checkpoints, run.problem,
+            run.first_bad_event_id, run.first_bad_position) == (
+        True, "schedule", 3, 0, 1, "", None, None)
+    assert before <= run.started_at <= run.finished_at <= timezone.now()
 
 
 def test_a_key_from_settings_is_used(db, data_dir, settings):

@@ -203,6 +203,59 @@ def test_an_event_inserted_behind_the_application_is_caught(db):
     assert "neither the chain nor the sealing queue" in result.problems[0]
 
 
+def test_each_break_is_described_in_full_for_the_auditor(db):
+    """The auditors' dashboard and verify_ledger show these words as they are."""
+    events = write_events(5)
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[3].pk])
+    assert ledger.verify().problems == [
+        f"event {events[3].pk} at chain position 4 does not match its hash: it was edited, "
+        "reordered or inserted after sealing"]
+    as_owner("DELETE FROM audit_chainlink WHERE event_id = %s", [events[1].pk])
+    assert ledger.verify().first_bad_event_id == events[2].pk  # the next one there is
+    assert ledger.verify().problems == [
+        f"chain position 2 is missing (next is 3, event {events[2].pk}): a link or its event "
+        "was deleted"]
+
+
+def test_an_event_outside_the_chain_and_the_queue_is_described_in_full(db):
+    write_events(1)
+    event = ledger.record(action="consent.checked", actor=ACTOR)
+    PendingSeal.objects.filter(event_id=event.pk).delete()  # the queue is not append-only
+    result = ledger.verify()
+    assert (result.checked, result.pending) == (1, 0)
+    assert (result.first_bad_position, result.first_bad_event_id) == (None, event.pk)
+    assert result.problems == [
+        f"event {event.pk} is in neither the chain nor the sealing queue: it was inserted "
+        "behind the application's back or its queue entry was removed"]
+
+
+def test_an_intact_result_names_the_head_and_counts(db):
+    assert ledger.verify() == ledger.VerifyResult()  # an empty ledger is intact
+    write_events(3)
+    ledger.record(action="consent.checked", actor=ACTOR)
+    result = ledger.verify()
+    assert (result.ok, result.checked, result.pending, result.checkpoints, result.problems,
+            result.first_bad_position, result.first_bad_event_id) == (
+        True, 3, 1, 0, [], None, None)
+    assert result.head_hash == ChainLink.objects.get(position=3).chain_hash
+
+
+def test_the_chain_verifies_whatever_the_servers_time_zone(db, settings):
+    """SQLite gives stored times back without a zone: they are UTC, not the server's."""
+    write_events(3)
+    settings.TIME_ZONE = "America/St_Johns"  # not UTC, and not a whole hour from it
+    assert ledger.verify().problems == []
+
+
+def test_a_chain_read_in_chunks_verifies_and_names_an_edit_in_a_later_chunk(
+        db, small_verify_chunks):
+    """Long chains are read in ranges of positions (in one process except on PostgreSQL)."""
+    events = write_events(13)
+    assert (ledger.verify().ok, ledger.verify().checked) == (True, 13)
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
+    assert (ledger.verify().first_bad_position, ledger.verify().checked) == (12, 11)
+
+
 def test_verify_ledger_command_reports_an_intact_ledger(db, capsys):
     write_events(3)
     call_command("verify_ledger")

@@ -114,7 +114,11 @@ def test_a_role_slipped_in_and_a_dataset_edited_are_named(world, outsider):
     assert "role grant" in message and "has no ledger event" in message
     assert f"dataset {dataset.pk} differs from ledger event" in message
     run = verification_run(trigger="test")
-    assert not run.ok and len(run.problem.splitlines()) == 2
+    run.refresh_from_db()
+    assert not run.ok and run.first_bad_event_id is None  # the chain itself is intact
+    assert run.problem.split("\n") == verify_rows()  # every problem, one a line
+    grant, edit = verify_rows()
+    assert "role grant" in grant and f"dataset {dataset.pk} differs" in edit
 
 
 @pytest.fixture
