@@ -2,10 +2,11 @@
 
 An export runs as a job that any number of worker processes share (datasets/shards.py):
 it is planned once and cut into shards of studies; each worker claims shard after shard
-and, study by study, decides (set-based, per shard), checks the study can be made safe,
-re-checks consent just before writing (a withdrawal during the run drops the study),
-de-identifies each instance into a staging directory (datasets/deid_write.py) and records
-the study's fate with its ledger event (in batches, datasets/fates.py). The manifest is
+and decides its studies (set-based, per shard); then, a batch of studies at a time, checks
+each can be made safe, re-checks consent for the batch just before writing it (a withdrawal
+during the run drops the study), de-identifies each instance into a staging directory
+(datasets/deid_write.py) and records the batch's fates with their ledger events
+(datasets/fates.py). The manifest is
 written and signed last, by the one worker that claims the manifest shard once every study
 shard is done, and only then is the staging directory renamed to the published one. A
 killed worker leaves a staging directory, a version that is not complete and a shard whose
