@@ -270,17 +270,24 @@ def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidCont
     staging.mkdir(parents=True, exist_ok=True)
     done = set(VersionStudy.objects.filter(version=version, study_id__in=shard.study_ids)
                .values_list("study_id", flat=True))
-    studies = ImagingStudy.objects.filter(pk__in=set(shard.study_ids) - done)
+    batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
+    remaining = set(shard.study_ids) - done
+    if not remaining:
+        # A worker that died between recording its last fates and finishing the shard.
+        batch.flush(finished=True)
+        return
+    studies = ImagingStudy.objects.filter(pk__in=remaining)
     # As of the run's decision time, so every shard decides on the same consent; the
     # re-check just before writing catches what changed since.
     decisions = decide_many(studies, dataset.purpose, version.decided_at, tree=tree)
     queue = list(studies.select_related("patient").order_by("pk"))
-    batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
     try:
         while queue:
             taken = _export_batch(version, queue[:BATCH_STUDIES], decisions, context,
                                   staging, tree, batch)
             del queue[:taken]
+            if queue:
+                batch.flush()  # the last batch's fates commit with the shard's finish
     except ShardLost:
         raise
     except Exception:
@@ -307,7 +314,7 @@ def _export_batch(version: DatasetVersion, studies: list[ImagingStudy],
     """Up to ``studies`` (fewer when they are slow, so the claim is renewed in time): read
     each and check it can be made safe, then re-check consent for all of them in one query
     and write their files at once, so a withdrawal that lands before the re-check keeps
-    the study out. Records their fates in ``batch``; returns how many studies it took.
+    the study out. Leaves their fates in ``batch``; returns how many studies it took.
 
     On an error, the fates of the studies before the one that failed are left in
     ``batch`` (none after it: a retry resumes exactly there)."""
@@ -349,7 +356,7 @@ def _export_batch(version: DatasetVersion, studies: list[ImagingStudy],
             # retry skip a study whose files were never written.
             batch.pending.extend(_prefix(results, fates))
             raise
-    batch.record(fates)
+    batch.pending.extend(fates)
     return len(results)
 
 

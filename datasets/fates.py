@@ -44,11 +44,6 @@ class FateBatch:
     worker: str = ""
     pending: list[Fate] = field(default_factory=list)
 
-    def record(self, fates: list[Fate]) -> None:
-        """A batch of studies whose files are written: their fates now, in one transaction."""
-        self.pending.extend(fates)
-        self.flush()
-
     def flush(self, *, finished: bool = False) -> None:
         with transaction.atomic():
             if self.shard is not None:
