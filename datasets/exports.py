@@ -2,10 +2,11 @@
 
 An export runs as a job that any number of worker processes share (datasets/shards.py):
 it is planned once and cut into shards of studies; each worker claims shard after shard
-and, study by study, decides (set-based, per shard), checks the study can be made safe,
-re-checks consent just before writing (a withdrawal during the run drops the study),
-de-identifies each instance into a staging directory (datasets/deid_write.py) and records
-the study's fate with its ledger event (in batches, datasets/fates.py). The manifest is
+and decides its studies (set-based, per shard); then, a batch of studies at a time, checks
+each can be made safe, re-checks consent for the batch just before writing it (a withdrawal
+during the run drops the study), de-identifies each instance into a staging directory
+(datasets/deid_write.py) and records the batch's fates with their ledger events
+(datasets/fates.py). The manifest is
 written and signed last, by the one worker that claims the manifest shard once every study
 shard is done, and only then is the staging directory renamed to the published one. A
 killed worker leaves a staging directory, a version that is not complete and a shard whose
@@ -17,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import shutil
+import time
 from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -29,14 +33,21 @@ from pydicom.errors import InvalidDicomError
 from audit import codes, ledger
 from audit.ledger import Actor
 from audit.vouching import vouch, vouched_details
-from consent.engine import ConsentDecision, PurposeTree, decide, decide_many, decide_tally
+from consent.engine import (
+    FAIL_CLOSED,
+    ConsentDecision,
+    ConsentUnavailable,
+    PurposeTree,
+    decide_many,
+    decide_tally,
+)
 from consent.models import Policy, Purpose
 from datasets.approvals import approval_requested, ensure_may_run
-from datasets.burned_in import study_pixel_check
+from datasets.burned_in import PixelCheck, study_pixel_check
 from datasets.deid import ConsentStamp, DeidContext, Option
 from datasets.deid_write import read_source, write_deidentified
 from datasets.delivery import delivery_queue
-from datasets.fates import Fate, FateBatch, fates_record
+from datasets.fates import BATCH_SECONDS, BATCH_STUDIES, Fate, FateBatch, fates_record
 from datasets.manifest import MANIFEST_JSON, write_manifest
 from datasets.models import (
     BurnedInText,
@@ -55,6 +66,7 @@ from datasets.selection import (
     selected_studies,
     selection_clean,
     unsafe_reason,
+    volume_regions,
 )
 from datasets.selectors import excluded_by_reason
 from datasets.shards import (
@@ -251,24 +263,31 @@ def _plan(version: DatasetVersion, actor: Actor) -> bool:
 def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidContext,
                   actor: Actor, tree: PurposeTree, worker: str) -> None:
     """Every study of the shard not decided yet (a shard taken over from a dead worker
-    resumes), its fates written in batches that renew the claim."""
+    resumes), a batch at a time (``_export_batch``), each batch's fates written together in
+    a transaction that renews the claim."""
     dataset = version.dataset
     staging = version_dir(version, staging=True)
     staging.mkdir(parents=True, exist_ok=True)
     done = set(VersionStudy.objects.filter(version=version, study_id__in=shard.study_ids)
                .values_list("study_id", flat=True))
-    studies = ImagingStudy.objects.filter(pk__in=set(shard.study_ids) - done)
+    batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
+    remaining = set(shard.study_ids) - done
+    if not remaining:
+        # A worker that died between recording its last fates and finishing the shard.
+        batch.flush(finished=True)
+        return
+    studies = ImagingStudy.objects.filter(pk__in=remaining)
     # As of the run's decision time, so every shard decides on the same consent; the
     # re-check just before writing catches what changed since.
     decisions = decide_many(studies, dataset.purpose, version.decided_at, tree=tree)
-    batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
+    queue = list(studies.select_related("patient").order_by("pk"))
     try:
-        for study in studies.select_related("patient").order_by("pk"):
-            # A worker killed while writing this study left some of its files: start it
-            # afresh, so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
-            shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
-            batch.add(_export_study(version, study, decisions[study.pk], context, staging,
-                                    tree))
+        while queue:
+            taken = _export_batch(version, queue[:BATCH_STUDIES], decisions, context,
+                                  staging, tree, batch)
+            del queue[:taken]
+            if queue:
+                batch.flush()  # the last batch's fates commit with the shard's finish
     except ShardLost:
         raise
     except Exception:
@@ -277,26 +296,105 @@ def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidCont
     batch.flush(finished=True)
 
 
-def _export_study(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
-                  context: DeidContext, staging: Path, tree: PurposeTree) -> Fate:
+@dataclass
+class _Ready:
+    """A study read and found safe, its files held until its batch's consent re-check."""
+
+    study: ImagingStudy
+    decision: ConsentDecision
+    instances: list[Instance]
+    files: dict[int, str]
+    headers: dict
+    check: PixelCheck | None
+
+
+def _export_batch(version: DatasetVersion, studies: list[ImagingStudy],
+                  decisions: dict[int, ConsentDecision], context: DeidContext, staging: Path,
+                  tree: PurposeTree, batch: FateBatch) -> int:
+    """Up to ``studies`` (fewer when they are slow, so the claim is renewed in time): read
+    each and check it can be made safe, then re-check consent for all of them in one query
+    and write their files at once, so a withdrawal that lands before the re-check keeps
+    the study out. Leaves their fates in ``batch``; returns how many studies it took.
+
+    On an error, the fates of the studies before the one that failed are left in
+    ``batch`` (none after it: a retry resumes exactly there)."""
+    dataset = version.dataset
+    log_only = dataset.enforcement == Enforcement.LOG_ONLY
+    every = min(BATCH_SECONDS, settings.EXPORT_SHARD_LEASE_SECONDS / 3)
+    started = time.monotonic()
+    # The series facts of the safety check, one query for the batch instead of one a study.
+    volumes = volume_regions(s.pk for s in studies)
+    results: list[Fate | _Ready] = []
+    fates: list[Fate] = []
+    with ExitStack() as held:
+        try:
+            for study in studies:
+                # A worker killed while writing this study left some of its files: start it
+                # afresh, so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
+                shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
+                results.append(_prepare(version, study, decisions[study.pk], context,
+                                        volumes.get(study.pk, []), held))
+                if time.monotonic() - started > every:
+                    break
+            ready = [r.study.pk for r in results if isinstance(r, _Ready)]
+            # Re-check just before writing: a withdrawal since the decision above wins. Taken
+            # after every study of the batch was read, checked and OCRed, so the window is
+            # the batch's writing only.
+            latest = _recheck(ready, dataset.purpose, tree) if ready else {}
+            for result in results:
+                if isinstance(result, Fate):
+                    fates.append(result)
+                    continue
+                decision = latest.get(result.study.pk, FAIL_CLOSED)
+                if not decision.allowed and not log_only:
+                    fates.append(Fate(result.study, decision, included=False,
+                                      reason="consent withdrawn during the export"))
+                    continue
+                fates.append(_write(result, decision, context, staging))
+        except BaseException:
+            # Only the studies before the failure: a fate recorded past it would make the
+            # retry skip a study whose files were never written.
+            batch.pending.extend(_prefix(results, fates))
+            raise
+    batch.pending.extend(fates)
+    return len(results)
+
+
+def _prefix(results: list[Fate | _Ready], fates: list[Fate]) -> list[Fate]:
+    if fates:
+        return fates  # failed writing the study after the last of these
+    # Failed before writing any: the decided studies before the first one held for writing.
+    done = []
+    for result in results:
+        if not isinstance(result, Fate):
+            break
+        done.append(result)
+    return done
+
+
+def _recheck(study_ids: list[int], purpose: Purpose, tree: PurposeTree
+             ) -> dict[int, ConsentDecision]:
+    try:
+        return decide_many(ImagingStudy.objects.filter(pk__in=study_ids), purpose,
+                           timezone.now(), tree=tree)
+    except ConsentUnavailable:
+        return {}  # consent cannot be read: every study of the batch fails closed
+
+
+def _prepare(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
+             context: DeidContext, volumes: list[str], held: ExitStack) -> Fate | _Ready:
+    """The study's fate when it is left out before its files are written, or its files
+    ready to write (kept in ``held`` until the batch is written)."""
     dataset = version.dataset
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     if not decision.allowed and not log_only:
         return Fate(study, decision, included=False, reason=_consent_reason(decision))
     instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
     # Instances known only by their PACS location are fetched for this study and deleted
-    # once it is written; a PACS that is down fails the shard's attempt (retried). A study
-    # refused consent (above) is never fetched: its pixels are not needed to leave it out.
-    with instance_files(instances) as files:
-        return _export_files(version, study, decision, context, staging, tree,
-                             instances, files)
-
-
-def _export_files(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
-                  context: DeidContext, staging: Path, tree: PurposeTree,
-                  instances: list[Instance], files: dict[int, str]) -> Fate:
-    dataset = version.dataset
-    log_only = dataset.enforcement == Enforcement.LOG_ONLY
+    # once its batch is written; a PACS that is down fails the shard's attempt (retried). A
+    # study refused consent (above) is never fetched: its pixels are not needed to leave it
+    # out.
+    files = held.enter_context(instance_files(instances))
     try:
         # Read once: the safety check needs only Burned In Annotation, and the writer
         # reuses the same read (unless the file changed in between).
@@ -306,7 +404,7 @@ def _export_files(version: DatasetVersion, study: ImagingStudy, decision: Consen
     burned_in = [h.burned_in for h in headers.values()]
     redact_text = dataset.burned_in_text == BurnedInText.REDACT
     unsafe = unsafe_reason(study, burned_in, defaced_upstream=dataset.defaced_upstream,
-                           redact_text=redact_text)
+                           redact_text=redact_text, volumes=volumes)
     check = None
     if not unsafe and needs_pixel_check(study, burned_in):
         check = study_pixel_check([files[i.pk] for i in instances], redact_text=redact_text,
@@ -314,29 +412,31 @@ def _export_files(version: DatasetVersion, study: ImagingStudy, decision: Consen
         unsafe = check.refused
     if unsafe:
         return Fate(study, decision, included=False, reason=unsafe)
-    # Re-check just before writing: a withdrawal since the decision above wins.
-    latest = decide(study, dataset.purpose, timezone.now(), tree=tree)
-    if not latest.allowed and not log_only:
-        return Fate(study, latest, included=False,
-                    reason="consent withdrawn during the export")
+    return _Ready(study, decision, instances, files, headers, check)
+
+
+def _write(ready: _Ready, latest: ConsentDecision, context: DeidContext, staging: Path
+           ) -> Fate:
+    study, check = ready.study, ready.check
     stamp = ConsentStamp("YES" if latest.allowed else "NO")
     size = 0
-    for instance in instances:
-        source = files[instance.pk]
+    for instance in ready.instances:
+        source = ready.files[instance.pk]
         try:
             _, written = write_deidentified(
                 source, staging, context, consent=stamp,
                 boxes=check.boxes.get(source) if check else None,
-                header=headers[instance.pk])
+                header=ready.headers[instance.pk])
         except (OSError, InvalidDicomError) as exc:
             if isinstance(exc, OSError) and exc.filename != source:
                 raise  # the export directory, not the source: the job fails and retries
             shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
-            return _unreadable(study, decision, exc)
+            return _unreadable(study, ready.decision, exc)
         size += written
     return Fate(study, latest, included=True, violation=not latest.allowed,
                 reason=latest.reason, pseudo_uid=context.remap_uid(study.study_uid),
-                files=len(instances), size=size, pixels=check.summary if check else "",
+                files=len(ready.instances), size=size,
+                pixels=check.summary if check else "",
                 pseudonym=context.pseudonym(study.patient.issuer, study.patient.mrn))
 
 

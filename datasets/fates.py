@@ -3,10 +3,8 @@ in batches: a handful of statements for many studies instead of a transaction ea
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import transaction
 
 from audit import codes, ledger
@@ -17,7 +15,8 @@ from datasets.shards import progress_add, shard_finish, shard_renew
 from registry.models import ImagingStudy
 
 BATCH_STUDIES = 10
-BATCH_SECONDS = 5.0  # a batch of slow studies (OCR) is written sooner, and renews the lease
+# A batch of slow studies (OCR) is cut short: written sooner, and renewing the lease.
+BATCH_SECONDS = 5.0
 
 
 @dataclass
@@ -44,14 +43,6 @@ class FateBatch:
     shard: ExportShard | None = None
     worker: str = ""
     pending: list[Fate] = field(default_factory=list)
-    since: float = field(default_factory=time.monotonic)
-
-    def add(self, fate: Fate) -> None:
-        self.pending.append(fate)
-        # Often enough to renew the shard's lease well before it runs out.
-        every = min(BATCH_SECONDS, settings.EXPORT_SHARD_LEASE_SECONDS / 3)
-        if len(self.pending) >= BATCH_STUDIES or time.monotonic() - self.since > every:
-            self.flush()
 
     def flush(self, *, finished: bool = False) -> None:
         with transaction.atomic():
@@ -63,7 +54,6 @@ class FateBatch:
             if self.pending:
                 fates_record(version=self.version, actor=self.actor, fates=self.pending)
         self.pending = []
-        self.since = time.monotonic()
 
 
 def fates_record(*, version: DatasetVersion, actor: Actor, fates: list[Fate]) -> None:

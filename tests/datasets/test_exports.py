@@ -13,6 +13,7 @@ from consent.models import Purpose
 from consent.selectors import current_form
 from consent.services import consent_record
 from datasets import exports
+from datasets.deid import DeidContext
 from datasets.exports import export_give_up, export_run, version_dir
 from datasets.models import Enforcement, VersionStatus, VersionStudy
 from registry.identifiers import mrn_digest
@@ -130,6 +131,31 @@ def test_a_withdrawal_between_decide_and_write_drops_the_study(
     monkeypatch.setattr(exports, "unsafe_reason", withdraw_then_check)
     version = run_export(make_dataset(steward), django_capture_on_commit_callbacks)
     assert fates(version)["MR KNEE LEFT"] == (False, "consent withdrawn during the export")
+
+
+def test_the_re_check_comes_after_the_whole_batch_is_read_and_checked(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks, monkeypatch):
+    """A batch's studies are read and checked first, then re-checked together just before
+    any of them is written: a withdrawal landing while a later study of the batch is being
+    checked still keeps an earlier one out (its files were not written yet)."""
+    real = exports.unsafe_reason
+    knee = ImagingStudy.objects.get(description="MR KNEE LEFT")
+
+    def withdraw_then_check(study, burned_in, **kwargs):
+        if study.description == "US ABDOMEN":  # after the knee, in the same batch
+            consent_record(patient=knee.patient, purpose=Purpose.objects.get(
+                code="ai-training"), decision="deny", actor=STEWARD, source="portal",
+                form=current_form(), scope_kind="study", scope_value=knee.study_uid)
+        return real(study, burned_in, **kwargs)
+
+    monkeypatch.setattr(exports, "unsafe_reason", withdraw_then_check)
+    assert knee.pk < ImagingStudy.objects.get(description="US ABDOMEN").pk
+    dataset = make_dataset(steward)
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    assert fates(version)["MR KNEE LEFT"] == (False, "consent withdrawn during the export")
+    context = DeidContext(secret=bytes.fromhex(dataset.secret))
+    assert not (version_dir(version) / context.remap_uid(knee.study_uid)).exists()
+    assert version.studies.filter(included=True).count() == 1  # Ann's chest only
 
 
 def test_tampering_after_export_fails_verification(steward, hospital, data_dir,
