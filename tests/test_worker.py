@@ -136,6 +136,9 @@ def test_a_real_worker_registers_a_folder_through_redis(worker, corpus, tmp_path
     assert ledger.verify().ok
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="worker processes share a PostgreSQL database; the embedded "
+                           "SQLite mode has one worker (two would wait on its one writer)")
 def test_two_workers_share_the_shards_of_one_ingest_job(broker_queue, corpus, tmp_path,
                                                         settings):
     folder = tmp_path / "incoming"
