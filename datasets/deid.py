@@ -522,7 +522,7 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
     decoded), or DECODE it (``_apply`` must decide or change its value, or ``deidentify``
     reads or writes it). Group lengths are dropped: pydicom never writes them."""
     group = tag >> 16
-    if tag & 0xFFFF == 0 or group in (0x0000, 0x0002):
+    if tag & 0xFFFF == 0 or group in NOT_DATASET_GROUPS:
         return DROP  # group lengths, and command or file meta elements in the body (_apply)
     if tag in HEADER_TAGS:
         return DECODE

@@ -36,7 +36,6 @@ from audit.vouching import vouch, vouched_details
 from consent.engine import (
     FAIL_CLOSED,
     ConsentDecision,
-    ConsentUnavailable,
     PurposeTree,
     decide_many,
     decide_tally,
@@ -324,6 +323,10 @@ def _export_batch(version: DatasetVersion, studies: list[ImagingStudy],
     started = time.monotonic()
     # The series facts of the safety check, one query for the batch instead of one a study.
     volumes = volume_regions(s.pk for s in studies)
+    instances: dict[int, list[Instance]] = {}
+    for instance in Instance.objects.filter(series__study__in=studies).select_related(
+            "series").order_by("pk"):
+        instances.setdefault(instance.series.study_id, []).append(instance)
     results: list[Fate | _Ready] = []
     fates: list[Fate] = []
     with ExitStack() as held:
@@ -333,7 +336,8 @@ def _export_batch(version: DatasetVersion, studies: list[ImagingStudy],
                 # afresh, so nothing unrecorded (perhaps withdrawn since) reaches the manifest.
                 shutil.rmtree(staging / context.remap_uid(study.study_uid), ignore_errors=True)
                 results.append(_prepare(version, study, decisions[study.pk], context,
-                                        volumes.get(study.pk, []), held))
+                                        volumes.get(study.pk, []),
+                                        instances.get(study.pk, []), held))
                 if time.monotonic() - started > every:
                     break
             ready = [r.study.pk for r in results if isinstance(r, _Ready)]
@@ -374,22 +378,22 @@ def _prefix(results: list[Fate | _Ready], fates: list[Fate]) -> list[Fate]:
 
 def _recheck(study_ids: list[int], purpose: Purpose, tree: PurposeTree
              ) -> dict[int, ConsentDecision]:
-    try:
-        return decide_many(ImagingStudy.objects.filter(pk__in=study_ids), purpose,
-                           timezone.now(), tree=tree)
-    except ConsentUnavailable:
-        return {}  # consent cannot be read: every study of the batch fails closed
+    # Consent that cannot be read (ConsentUnavailable) fails this attempt, as the first
+    # decision does: nothing of the batch is written, and the retry decides again, rather
+    # than recording the batch as withdrawn on the strength of a passing outage.
+    return decide_many(ImagingStudy.objects.filter(pk__in=study_ids), purpose,
+                       timezone.now(), tree=tree)
 
 
 def _prepare(version: DatasetVersion, study: ImagingStudy, decision: ConsentDecision,
-             context: DeidContext, volumes: list[str], held: ExitStack) -> Fate | _Ready:
+             context: DeidContext, volumes: list[str], instances: list[Instance],
+             held: ExitStack) -> Fate | _Ready:
     """The study's fate when it is left out before its files are written, or its files
     ready to write (kept in ``held`` until the batch is written)."""
     dataset = version.dataset
     log_only = dataset.enforcement == Enforcement.LOG_ONLY
     if not decision.allowed and not log_only:
         return Fate(study, decision, included=False, reason=_consent_reason(decision))
-    instances = list(Instance.objects.filter(series__study=study).order_by("pk"))
     # Instances known only by their PACS location are fetched for this study and deleted
     # once its batch is written; a PACS that is down fails the shard's attempt (retried). A
     # study refused consent (above) is never fetched: its pixels are not needed to leave it

@@ -84,12 +84,14 @@ def ingest_shard_run(*, job_id: int, number: int) -> None:
         IngestShard.objects.filter(pk=shard.pk).update(
             status=IngestStatus.DONE, summary=summary.as_dict(), processed_by=worker,
             finished_at=timezone.now())
-        shards = list(job.shards.order_by("number").values("status", "summary"))
-        if all(s["status"] == IngestStatus.DONE for s in shards):
+        # Only the statuses of shards not done: summaries are read once, by the last.
+        open_statuses = set(job.shards.exclude(status=IngestStatus.DONE).values_list(
+            "status", flat=True))
+        if not open_statuses:
             job.status, job.finished_at = IngestStatus.DONE, timezone.now()
-            job.summary = _added_up([s["summary"] for s in shards])
-        elif job.status == IngestStatus.FAILED and not any(
-                s["status"] == IngestStatus.FAILED for s in shards):
+            job.summary = _added_up(list(job.shards.order_by("number").values_list(
+                "summary", flat=True)))
+        elif job.status == IngestStatus.FAILED and IngestStatus.FAILED not in open_statuses:
             job.status = IngestStatus.RUNNING  # the failed shard has since succeeded
         job.save(update_fields=["status", "finished_at", "summary"])
 
@@ -108,11 +110,6 @@ def ingest_job_run(*, job_id: int) -> None:
     registered whole, by the worker that takes it. Safe to run twice."""
     job = IngestJob.objects.get(pk=job_id)
     if job.status == IngestStatus.DONE:
-        return
-    shards = list(job.shards.exclude(status=IngestStatus.DONE).values_list("number", flat=True))
-    if shards or job.shards.exists():  # a sharded job: its shards, never a new walk
-        for number in shards:
-            ingest_shard_run(job_id=job.pk, number=number)
         return
     IngestJob.objects.filter(pk=job.pk).update(status=IngestStatus.RUNNING,
                                                started_at=timezone.now())

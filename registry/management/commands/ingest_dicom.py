@@ -77,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError(f"no ingest job {job_id}")
         self.stdout.write(f"Ingest job {job.pk}: {job.status} (requested by "
                           f"{job.requested_by} at {job.created_at:%Y-%m-%d %H:%M:%S} UTC)")
-        shards = list(job.shards.all())
+        shards = list(job.shards.defer("files"))  # a shard's file list can be long
         if shards:
             done = sum(shard.status == IngestStatus.DONE for shard in shards)
             self.stdout.write(f"  shards done: {done} of {len(shards)}")
