@@ -2,9 +2,21 @@
 
 import pytest
 from django.db import connection, transaction
+from django.test import override_settings
 
-from consent.engine import FAIL_CLOSED, ConsentUnavailable, decide, decide_many
-from consent.models import ConsentRecord
+from audit.ledger import Actor
+from consent import engine
+from consent.checks import consent_check
+from consent.engine import (
+    FAIL_CLOSED,
+    ConsentUnavailable,
+    PurposeTree,
+    decide,
+    decide_in_general,
+    decide_many,
+)
+from consent.governance import purpose_create, purpose_update
+from consent.models import ConsentRecord, Purpose
 from registry.models import ImagingStudy
 from tests.consent.factories import at, make_patient, make_record, make_study
 
@@ -364,3 +376,98 @@ def test_a_kind_of_scan_named_with_a_body_part_is_refused():
     with pytest.raises(ValidationError) as refused:
         normalise_scope(patient=make_patient(), scope_kind="modality", scope_value="CHEST")
     assert "scope_value" in refused.value.message_dict
+
+
+# The purpose tree: read once per batch, kept per process for single checks.
+
+ACTOR = Actor.system("test")
+
+
+def test_a_tree_handed_in_is_used_rather_than_read_again(ct_chest,
+                                                         django_assert_num_queries):
+    """A caller deciding many things loads the purpose tree once and passes it: each answer
+    then reads the study's series and the patient's records, never the purposes again."""
+    tree = PurposeTree.load()
+    with django_assert_num_queries(2):
+        decide(ct_chest, "ai-training", at(1), tree=tree)
+    with django_assert_num_queries(1):
+        decide_in_general(ct_chest.patient_id, "ai-training", at(1), tree=tree)
+    with django_assert_num_queries(1):
+        decide_many(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training", at(1),
+                    tree=tree)
+
+
+def test_a_purpose_change_through_the_service_reaches_the_next_check(
+        django_capture_on_commit_callbacks):
+    patient = make_patient()
+    study = make_study(patient)
+    purpose = Purpose.objects.get(code="education")
+    first = consent_check(purpose_code="education", at=at(1), actor=ACTOR,
+                          study_uids=[study.study_uid])
+    with django_capture_on_commit_callbacks(execute=True):
+        purpose_update(purpose=purpose, actor=ACTOR,
+                       default_policy="opt-in" if purpose.default_policy == "opt-out"
+                       else "opt-out")
+    second = consent_check(purpose_code="education", at=at(1), actor=ACTOR,
+                           study_uids=[study.study_uid])
+    assert first.answers[0].decision.allowed != second.answers[0].decision.allowed
+
+
+def test_a_new_purpose_and_a_cleared_cache_are_read_afresh(
+        django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    engine.cached_purpose_tree()
+    with django_capture_on_commit_callbacks(execute=True):
+        child = purpose_create(code="edu-child", name="Child", description="d",
+                               default_policy="opt-out", actor=ACTOR,
+                               parent=Purpose.objects.get(code="education"))
+    assert engine.cached_purpose_tree().get("edu-child").pk == child.pk
+    # A new purpose written without the service (a data migration): the asked code is
+    # missing from the cached tree, so it is read again.
+    Purpose.objects.create(code="raw-one", name="Raw", description="d",
+                           default_policy="opt-in")
+    assert engine.cached_purpose_tree("raw-one").get("raw-one").name == "Raw"
+    held = engine.cached_purpose_tree()
+    cache.clear()
+    assert engine.cached_purpose_tree() is not held
+
+
+def test_the_kept_tree_is_reused_until_it_is_older_than_its_age_limit(monkeypatch):
+    """A purpose edited outside the services (a data migration) announces nothing: the kept
+    tree is reused, then read again once older than TREE_MAX_AGE."""
+    held = engine.cached_purpose_tree()
+    assert engine.cached_purpose_tree() is held
+    assert engine.cached_purpose_tree("education") is held
+    Purpose.objects.filter(code="education").update(name="Teaching, renamed")
+    assert engine.cached_purpose_tree().get("education").name != "Teaching, renamed"
+    monkeypatch.setattr(engine, "TREE_MAX_AGE", 0.0)
+    fresh = engine.cached_purpose_tree()
+    assert fresh is not held and fresh.get("education").name == "Teaching, renamed"
+
+
+# A Redis nobody listens on: every cache call fails at once (connection refused).
+UNREACHABLE = {"default": {"BACKEND": "config.cache.ConsentryRedisCache",
+                           "LOCATION": "redis://127.0.0.1:9/0"}}
+
+
+def test_without_the_shared_cache_the_tree_is_read_for_every_check(caplog):
+    engine.cached_purpose_tree()
+    with override_settings(CACHES=UNREACHABLE):
+        Purpose.objects.filter(code="education").update(name="Teaching, renamed")
+        first = engine.cached_purpose_tree()
+        assert first.get("education").name == "Teaching, renamed"
+        assert engine.cached_purpose_tree() is not first
+        engine.purpose_tree_changed()  # cannot announce: forgets this process's copy
+    assert "purpose tree version unreadable; reading the tree" in caplog.messages
+    assert "could not announce a purpose tree change" in caplog.messages
+    assert engine._tree_cache == {}
+
+
+def test_a_change_announced_reaches_a_process_holding_the_old_tree():
+    held = engine.cached_purpose_tree()
+    Purpose.objects.filter(code="education").update(name="Teaching, renamed")
+    engine.purpose_tree_changed()
+    fresh = engine.cached_purpose_tree()
+    assert fresh is not held and fresh.get("education").name == "Teaching, renamed"
+    assert engine.cached_purpose_tree() is fresh

@@ -2,6 +2,8 @@
 tree with a cycle in it, or a consent table the database will not read. The engine says
 deny; decide_many refuses to answer; the consent-check API answers 503 and writes nothing."""
 
+import logging
+
 import pytest
 from django.db import connection, transaction
 
@@ -39,6 +41,17 @@ def test_a_cycle_in_the_purpose_tree_denies_even_an_explicit_yes(looped):
         assert "could not be read" in answer.reason
         general = decide_in_general(patient.pk, code, at(1))
         assert general.allowed is False and "could not be read" in general.reason
+
+
+def test_a_decision_that_fails_closed_is_logged_with_its_cause(looped, caplog):
+    """The answer says only "could not be read"; the operator's log says why."""
+    patient, study, _ = looped
+    with caplog.at_level(logging.ERROR, logger="consent.engine"):
+        decide(study, "looped-b", at(1))
+        decide_in_general(patient.pk, "looped-b", at(1))
+    logged = [r for r in caplog.records if r.name == "consent.engine"]
+    assert [r.getMessage() for r in logged] == ["consent decision failed closed"] * 2
+    assert all("cycle" in str(r.exc_info[1]) for r in logged)
 
 
 def test_a_cycle_in_the_purpose_tree_makes_decide_many_refuse(looped):
