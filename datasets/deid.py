@@ -373,8 +373,6 @@ def _vr_of(ds: Dataset, tag: BaseTag) -> str | None:
     except KeyError:
         vr = None
     if vr is None or vr in ("NONE", "UN"):
-        if getattr(raw, "length", 0) == 0xFFFFFFFF:
-            return "SQ"  # undefined length: read as a sequence
         return raw.VR if raw is not None and raw.VR else None
     # pydicom gives a VR list such as "US or SS" for a few tags: both are numbers.
     return vr.split(" or ")[0]
@@ -394,7 +392,7 @@ def _act(ds: Dataset, tag: BaseTag, element, action: str, context: DeidContext) 
         element.value = DUMMIES.get(element.VR, lambda: None)()
     elif action == "U":
         element.value = _map_values(element.value, context.remap_uid)
-    elif action == "C":
+    else:  # C, the one action left: the table's K never reaches here (_apply keeps it)
         _clean(element, context)
 
 
@@ -527,9 +525,8 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
     if tag in HEADER_TAGS:
         return DECODE
     if group & 1:
-        if tag not in private_whitelist:
-            return DROP
-        return DECODE if undefined else COPY
+        # _apply keeps a whitelisted private element unread, whatever its length.
+        return COPY if tag in private_whitelist else DROP
     if group & 0xFF01 in (0x5000, 0x6000):
         return DROP
     if undefined or vr == "UN":
