@@ -13,6 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_files
+from pydicom.datadict import dictionary_VR as dictionary_vr
 from pydicom.errors import InvalidDicomError
 
 from datasets.deid import ConsentStamp, DeidContext, Option
@@ -254,7 +255,12 @@ def test_a_header_larger_than_the_first_read_is_walked_wherever_the_read_ends(
     from datasets.deid_bytes import FIRST_READ
 
     probe = saved(with_blob_and_protocol(1000), tmp_path / "probe.dcm", implicit=implicit)
+    # The blob is private, so dropped: wherever the read ends, the output is this one.
+    expected = assert_both_agree(probe, tmp_path / "probe", BYTES).read_bytes()
     data = probe.read_bytes()
+    blob = data.index(struct.pack("<HH", 0x0011, 0x1101))  # CT_small has (0011,0010)
+    head = 8 if implicit else 12
+    before, after = data[:blob + head - 4], data[blob + head + 1000:]
     sequence = data.index(struct.pack("<HH", 0x0040, 0x0260))
     delimiter = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
     end = data.index(delimiter, data.index(delimiter, sequence) + 8) + 8  # the outer one's
@@ -262,9 +268,13 @@ def test_a_header_larger_than_the_first_read_is_walked_wherever_the_read_ends(
     # sequence to the tag of the one after it.
     for at in range(sequence - 12, end + 10, 2):
         size = 1000 + FIRST_READ - at
-        source = saved(with_blob_and_protocol(size), tmp_path / f"{at}.dcm",
-                       implicit=implicit)
-        assert_both_agree(source, tmp_path / str(at), BYTES)
+        source = tmp_path / f"{at}.dcm"
+        source.write_bytes(before + struct.pack("<I", size) + b"\x5a" * size + after)
+        header = read_source(str(source), CONTEXTS["all-options"])
+        assert header.route == BYTES
+        out, _ = write_deidentified(str(source), tmp_path / str(at), CONTEXTS["all-options"],
+                                    consent=YES, header=header)
+        assert out.read_bytes() == expected, at
 
 
 def with_private_information(size: int) -> pydicom.FileDataset:
@@ -421,6 +431,12 @@ def test_a_file_cut_inside_its_file_meta_is_refused(tmp_path):
     refused(tmp_path, ct_small()[:154], "ends inside its file meta")
 
 
+def test_a_file_with_file_meta_and_no_dataset_is_refused(tmp_path):
+    data = ct_small()
+    refused(tmp_path, data[:144 + struct.unpack_from("<I", data, 140)[0]],
+            "ends inside its file meta")
+
+
 def test_elements_out_of_order_are_refused(tmp_path):
     # Study Date (0008,0020) moved after Patient's Name: a writer's bug or a wrong length,
     # and a wrong length could hide an identifier inside a kept value.
@@ -504,3 +520,34 @@ def test_many_exports_in_one_worker_each_get_their_own_stamp_and_private_whiteli
                 runs += 1
     assert runs > 64
     assert len(_STAMPS) <= 65 and len(_FATE_TABLES) <= 65
+
+
+def test_a_file_meta_element_of_undefined_length_is_read_as_pydicom_reads_it(tmp_path):
+    data = ct_small()
+    (length,) = struct.unpack_from("<I", data, 140)
+    body = 144 + length
+    information = (struct.pack("<HH2sHI", 2, 0x0102, b"OB", 0, 0xFFFFFFFF) + b"\x5a" * 8
+                   + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    source = tmp_path / "in.dcm"
+    source.write_bytes(data[:140] + struct.pack("<I", length + len(information))
+                       + data[144:body] + information + data[body:])
+    out = pydicom.dcmread(assert_both_agree(source, tmp_path, PYDICOM))
+    assert "PrivateInformation" not in out.file_meta
+    assert out.PixelData == ct_dataset().PixelData
+
+
+def test_what_deidentify_writes_is_always_decoded_so_never_also_copied():
+    """The writer merges copied source ranges with what deidentify encoded, by tag; it
+    relies on every tag deidentify writes (the stamp, the pseudonym) being one that
+    element_fate decodes, so no tag is written twice."""
+    from datasets.deid import DECODE, HEADER_TAGS, STAMP_TAGS, element_fate, stamp
+
+    written = pydicom.Dataset()
+    for options in (frozenset(), frozenset(Option.ALL)):
+        stamp(written, DeidContext(secret=b"s", options=options), ConsentStamp("NO"))
+    written.PatientID = written.PatientName = "ANON"
+    assert set(written.keys()) == STAMP_TAGS | {0x00100010, 0x00100020}
+    for tag in set(written.keys()) | HEADER_TAGS:
+        for vr in (None, dictionary_vr(tag)):
+            assert element_fate(tag, vr, False, frozenset(Option.ALL),
+                                frozenset()) == DECODE
