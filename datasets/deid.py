@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -203,6 +204,7 @@ def deidentify(ds: Dataset, context: DeidContext, *, consent: ConsentStamp) -> D
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
+    _decode_if_reencoded(ds, meta.TransferSyntaxUID)
     return ds
 
 
@@ -233,6 +235,21 @@ def stamp(ds: Dataset, context: DeidContext, consent: ConsentStamp) -> None:
         *[_code(*Option.CODES[o]) for o in Option.ALL if o in context.options]])
     ds.add_new(0x00120085, "CS", consent.flag)
     ds.add_new(0x00120084, "CS", consent.distribution_type)
+
+
+def _decode_if_reencoded(ds: Dataset, syntax: str) -> None:
+    """A body read in another encoding than its meta names (a writer that labelled an
+    implicit VR body explicit) is written as the meta says; pydicom writes an element it
+    has not decoded as it was read, and one read without a VR has none to write (the
+    export failed with TypeError). So every element is decoded first, in that case only."""
+    syntax = pydicom.uid.UID(syntax)
+    if not syntax.is_transfer_syntax or syntax.is_implicit_VR:
+        return
+    # pydicom's original_encoding names the meta's syntax, not the one it found: the raw
+    # elements say how they were read.
+    if any(isinstance(e, RawDataElement) and e.is_implicit_VR for e in ds.elements()):
+        for _ in ds.iterall():
+            pass  # iterating converts each raw element in place
 
 
 def _syntax_read_as(ds: Dataset) -> str:
@@ -373,8 +390,6 @@ def _vr_of(ds: Dataset, tag: BaseTag) -> str | None:
     except KeyError:
         vr = None
     if vr is None or vr in ("NONE", "UN"):
-        if getattr(raw, "length", 0) == 0xFFFFFFFF:
-            return "SQ"  # undefined length: read as a sequence
         return raw.VR if raw is not None and raw.VR else None
     # pydicom gives a VR list such as "US or SS" for a few tags: both are numbers.
     return vr.split(" or ")[0]
@@ -394,7 +409,7 @@ def _act(ds: Dataset, tag: BaseTag, element, action: str, context: DeidContext) 
         element.value = DUMMIES.get(element.VR, lambda: None)()
     elif action == "U":
         element.value = _map_values(element.value, context.remap_uid)
-    elif action == "C":
+    else:  # C, the one action left: the table's K never reaches here (_apply keeps it)
         _clean(element, context)
 
 
@@ -527,9 +542,8 @@ def element_fate(tag: int, vr: str | None, undefined: bool, options: frozenset[s
     if tag in HEADER_TAGS:
         return DECODE
     if group & 1:
-        if tag not in private_whitelist:
-            return DROP
-        return DECODE if undefined else COPY
+        # _apply keeps a whitelisted private element unread, whatever its length.
+        return COPY if tag in private_whitelist else DROP
     if group & 0xFF01 in (0x5000, 0x6000):
         return DROP
     if undefined or vr == "UN":

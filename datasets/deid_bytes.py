@@ -11,10 +11,11 @@ same dataset (tests/datasets/test_deid_bytes.py compares both on pydicom's whole
 
 Only explicit and implicit VR little endian (and the encapsulated syntaxes, which are
 explicit VR little endian) are walked here. Anything unusual (big endian, deflated, a
-command set, a transfer syntax that contradicts the first element, elements out of order)
+command set, a transfer syntax that contradicts the first element, data after the pixels)
 is handed back to the pydicom path (``route`` PYDICOM). A file whose structure is broken
-(a length that runs past the end, an element with no VR, a truncated tag) is refused with
-InvalidDicomError before anything is written."""
+(a length that runs past the end, an element with no VR, a truncated tag, elements out of
+order, which is what a wrong length looks like) is refused with InvalidDicomError before
+anything is written."""
 
 from __future__ import annotations
 
@@ -150,10 +151,7 @@ def _walk(fp: BinaryIO, path: str, stat: tuple[int, int, int, int], data: bytes,
             syntax in PrivateTransferSyntaxes:
         raise _Unusual
     implicit = syntax == ImplicitVRLittleEndian
-    if pos + 8 > size:
-        raise _Unusual  # no dataset at all
-    if pos + 8 > len(data):
-        raise _NeedMore(pos + 8)
+    # _file_meta returns only where it read a tag of the dataset: its first 8 bytes are in.
     first_group = _TAG.unpack_from(data, pos)[0]
     if first_group < 8:
         raise _Unusual  # a command set, or more of the file meta: pydicom's business
@@ -398,6 +396,8 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
     source = memoryview(data)
     made_at = 0
     run_start = run_end = -1
+    # A kept (COPY) tag is never among the encoded ones: deidentify writes only
+    # HEADER_TAGS (the stamp's among them), which element_fate always decodes.
     for tag, start, end, fate in header.elements:
         if fate != COPY:
             continue
@@ -407,8 +407,6 @@ def deidentified_header(header: SourceHeader, context: DeidContext, *,
                 run_start = -1
             parts.append(made[made_at][1])
             made_at += 1
-        if made_at < len(made) and made[made_at][0] == tag:
-            continue  # written by deidentify: its value wins
         if run_start >= 0 and start == run_end:
             run_end = end
         else:

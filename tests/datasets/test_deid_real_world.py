@@ -160,15 +160,24 @@ def test_a_file_without_sop_class_uid_in_its_dataset_is_exported_with_the_metas(
     assert out.file_meta.MediaStorageSOPClassUID == ct().SOPClassUID
 
 
-def test_a_file_without_transfer_syntax_in_its_meta_is_exported_as_it_was_read():
+@pytest.mark.parametrize(("implicit", "syntax"), [
+    (False, pydicom.uid.ExplicitVRLittleEndian), (True, pydicom.uid.ImplicitVRLittleEndian)])
+def test_a_file_without_transfer_syntax_in_its_meta_is_exported_as_it_was_read(implicit,
+                                                                                syntax):
     ds = ct()
     del ds.file_meta.TransferSyntaxUID
     buffer = io.BytesIO()
-    ds.save_as(buffer, implicit_vr=False, little_endian=True)
+    ds.save_as(buffer, implicit_vr=implicit, little_endian=True)
     read = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
     assert "TransferSyntaxUID" not in read.file_meta
-    out = pydicom.dcmread(io.BytesIO(exported(read)))
-    assert out.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    data = exported(read)
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.file_meta.TransferSyntaxUID == syntax
+    # The body is encoded as the meta says: the first element after the meta has an
+    # explicit VR ("CS" of Specific Character Set) or none.
+    body = data.index(b"\x08\x00\x05\x00")
+    assert (data[body + 4:body + 6] == b"CS") is not implicit
+    assert out.PixelData == ds.PixelData
 
 
 # pydicom-data's liver_deflate.dcm: Deflated Image Frame Compression (2024), which pydicom
@@ -239,3 +248,82 @@ def test_the_byte_level_writer_enters_a_sequence_stored_as_un_too(tag, tmp_path)
                                 consent=ConsentStamp("YES"))
     data = out.read_bytes()
     assert b"Quillfeather" not in data and b"MRN-QX731" not in data
+
+
+def write_file(ds: Dataset, path, *, implicit: bool = False):
+    """``ds`` saved as a file in explicit or implicit VR little endian."""
+    ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit
+                                      else pydicom.uid.ExplicitVRLittleEndian)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def export_file(path, tmp_path, writer: str, options: frozenset[str] = frozenset(),
+                whitelist: frozenset[int] = frozenset()) -> bytes:
+    """The file as an export writes it, at byte level or by the pydicom path."""
+    from datasets.deid_write import write_deidentified, write_deidentified_pydicom
+
+    write = write_deidentified if writer == "bytes" else write_deidentified_pydicom
+    context = DeidContext(secret=b"dataset-1", options=options, private_whitelist=whitelist)
+    out, _ = write(str(path), tmp_path / writer, context, consent=ConsentStamp("YES"))
+    return out.read_bytes()
+
+
+HOT_IRON = "1.2.840.10008.1.5.1"  # the standard's Hot Iron color palette (PS3.6 A.5)
+
+
+@pytest.mark.parametrize("writer", ["bytes", "pydicom"])
+def test_uids_the_table_does_not_list_that_name_the_standards_own_things_are_kept(
+        writer, tmp_path):
+    """A reference to a standard color palette, or a list of SOP classes, names nobody:
+    remapped, the recipient's viewer could no longer find the palette. An instance UID the
+    table does not list is remapped all the same, at the top level too."""
+    ds = ct()
+    source = ds.SOPInstanceUID + ".9"
+    ds.ReferencedColorPaletteInstanceUID = HOT_IRON  # (0028,0304): table silent
+    ds.SelectorUIValue = [pydicom.uid.CTImageStorage, pydicom.uid.MRImageStorage]
+    ds.MultiFrameSourceSOPInstanceUID = source  # (0008,1167): table silent
+    data = export_file(write_file(ds, tmp_path / "in.dcm"), tmp_path, writer)
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.ReferencedColorPaletteInstanceUID == HOT_IRON
+    assert list(out.SelectorUIValue) == [pydicom.uid.CTImageStorage,
+                                         pydicom.uid.MRImageStorage]
+    assert out.MultiFrameSourceSOPInstanceUID == DeidContext(
+        secret=b"dataset-1").remap_uid(source)
+    assert source.encode() not in data
+
+
+@pytest.mark.parametrize("writer", ["bytes", "pydicom"])
+def test_a_public_element_nobody_knows_in_an_implicit_vr_file_is_removed(writer, tmp_path):
+    """Implicit VR: no VR in the file, none in the dictionary. Nobody can say what it holds
+    (a name, here), so it does not go out; the rest of the file does."""
+    ds = ct()
+    assert not pydicom.datadict.dictionary_has_tag(0x00081234)
+    ds.add_new(0x00081234, "UN", b"Quillfeather^Ottoline ")
+    path = write_file(ds, tmp_path / "in.dcm", implicit=True)
+    assert b"Quillfeather" in path.read_bytes()
+    data = export_file(path, tmp_path, writer)
+    assert b"Quillfeather" not in data
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert 0x00081234 not in out and out.Rows == ds.Rows and out.PixelData == ds.PixelData
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_a_whitelisted_private_sequence_goes_out_as_it_came(implicit, tmp_path):
+    """A private sequence of undefined length that the dataset whitelists is copied as it
+    was read, items and lengths alone, by both writers alike."""
+    ds = ct()
+    block = ds.private_block(0x0029, "ACME 1.0", create=True)
+    item = Dataset()
+    item.add_new(block.get_tag(0x20), "LO", "scanner 7")
+    item.is_undefined_length_sequence_item = True
+    block.add_new(0x10, "SQ", [item])
+    ds[block.get_tag(0x10)].is_undefined_length = True
+    path = write_file(ds, tmp_path / "in.dcm", implicit=implicit)
+    whitelist = frozenset({0x00290000 | (block.block_start >> 8), block.get_tag(0x10),
+                           block.get_tag(0x20)})
+    ours = export_file(path, tmp_path, "bytes", whitelist=whitelist)
+    assert ours == export_file(path, tmp_path, "pydicom", whitelist=whitelist)
+    kept = pydicom.dcmread(io.BytesIO(ours))[block.get_tag(0x10)]
+    assert kept.is_undefined_length and len(kept.value) == 1
+    assert block.get_tag(0x20) in kept.value[0] and b"scanner 7" in ours
