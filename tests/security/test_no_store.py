@@ -45,3 +45,16 @@ def test_refusals_are_not_stored_either(patient, other_patient):
 
 def test_public_pages_keep_their_own_caching(db):
     assert not no_store(Client().get(reverse("help")))
+
+
+def test_the_second_factor_steps_redirect_and_refusal_are_not_stored(staff):
+    """A session that still owes its second factor is sent to the step (pages) or refused
+    (API) by SecondFactorMiddleware, inside NoStoreMiddleware: those answers pass back
+    through it and are not kept either."""
+    client = Client()
+    client.force_login(staff)
+    page = client.get(reverse("desk"))
+    assert page.status_code == 302 and page["Location"].startswith(reverse("two-factor-setup"))
+    assert no_store(page)
+    api = client.get("/api/v1/patients")
+    assert api.status_code == 403 and no_store(api)
