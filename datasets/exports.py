@@ -456,15 +456,16 @@ def _publish(version: DatasetVersion, shard: ExportShard, actor: Actor, worker: 
     staging directory whole, then mark the version complete with its ledger event."""
     dataset = version.dataset
     staging, final = version_dir(version, staging=True), version_dir(version)
-    if staging.exists() or not final.exists():
-        # (No staging but a published directory: a worker died after the rename below and
-        # before the commit; the published directory is already whole.)
+    if not final.exists():
         staging.mkdir(parents=True, exist_ok=True)
         manifest_sha = write_manifest(staging, _provenance(version))
-        if final.exists():
-            shutil.rmtree(final)
         staging.rename(final)  # published only now, whole
     else:
+        # A publisher died (or lost this shard) after the rename and before the commit: the
+        # published directory is whole, its manifest written before the rename. A staging
+        # directory beside it can only hold the late writes of a worker that had lost its
+        # study shard: never published, and never in place of the version.
+        shutil.rmtree(staging, ignore_errors=True)
         manifest_sha = hashlib.sha256((final / MANIFEST_JSON).read_bytes()).hexdigest()
     with transaction.atomic():
         shard_finish(shard=shard, worker=worker)

@@ -5,6 +5,7 @@ recorded that was not written, and the next run publishes the version whole, eac
 decided once."""
 
 import hashlib
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -197,3 +198,37 @@ def test_a_publisher_whose_manifest_shard_is_taken_over_after_publishing_is_not_
     assert again.manifest_sha256 == hashlib.sha256(
         published[version_dir(version) / MANIFEST_JSON]).hexdigest()
     assert_published_whole(version)
+
+
+def test_a_late_writers_leftovers_never_replace_a_published_version(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks, monkeypatch):
+    """Reproduction: the publisher renamed the version into place and lost the manifest
+    shard before its commit (as above); meanwhile a worker that had lost a study shard
+    wrote its batch late, into a new staging directory. The next publisher took that
+    staging directory for the version: it deleted the whole published one and published
+    the late writer's one study under a freshly signed manifest."""
+    with django_capture_on_commit_callbacks(execute=False):  # run by hand below
+        version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
+    real = exports.write_manifest
+
+    def write_while_taken_over(directory, provenance):
+        sha = real(directory, provenance)
+        ExportShard.objects.filter(version=version, number=MANIFEST).update(
+            lease_until=timezone.now())
+        assert shard_claim(version_id=version.pk, worker=ELSEWHERE).number == MANIFEST
+        return sha
+
+    monkeypatch.setattr(exports, "write_manifest", write_while_taken_over)
+    export_run(version_id=version.pk)
+    monkeypatch.undo()
+    final, staging = version_dir(version), version_dir(version, staging=True)
+    published = {p: p.read_bytes() for p in final.rglob("*") if p.is_file()}
+    # The late writer's files: one study, written again (the same files a writer makes).
+    late = next(p for p in final.iterdir() if p.is_dir())
+    shutil.copytree(late, staging / late.name)
+
+    ExportShard.objects.filter(version=version, number=MANIFEST).update(
+        lease_until=timezone.now())  # the other publisher died too
+    export_run(version_id=version.pk)
+    assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == published
+    assert_published_whole(version)  # and the leftovers are gone
