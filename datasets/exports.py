@@ -272,7 +272,9 @@ def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidCont
     batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
     remaining = set(shard.study_ids) - done
     if not remaining:
-        # A worker that died between recording its last fates and finishing the shard.
+        # Every study recorded, the shard not finished: left by a worker of an earlier
+        # release killed between the two (they now commit together). Deciding no study
+        # would fail and leave the version stuck.
         batch.flush(finished=True)
         return
     studies = ImagingStudy.objects.filter(pk__in=remaining)

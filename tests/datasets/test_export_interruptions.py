@@ -232,3 +232,40 @@ def test_a_late_writers_leftovers_never_replace_a_published_version(
     export_run(version_id=version.pk)
     assert {p: p.read_bytes() for p in final.rglob("*") if p.is_file()} == published
     assert_published_whole(version)  # and the leftovers are gone
+
+
+def test_a_shard_whose_studies_were_all_recorded_but_not_finished_is_finished_as_it_is(
+        steward, hospital, data_dir, settings, django_capture_on_commit_callbacks):
+    """A worker of the release before a shard's last fates committed with its finish, killed
+    between the two, left such a shard (no run of this release can: the two commit
+    together). The next worker finishes it without deciding again (deciding no study at
+    all failed and left the version stuck), and the version completes, each study once."""
+    from audit.ledger import Actor
+    from consent.engine import decide_many
+    from datasets.fates import Fate, FateBatch
+    from datasets.models import ShardStatus
+
+    settings.EXPORT_SHARD_STUDIES = 1
+    with django_capture_on_commit_callbacks(execute=False):  # run by hand below
+        version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
+    assert exports._plan(version, Actor.system("planner")) is False
+    ben = ImagingStudy.objects.get(patient=hospital["ben"])
+    shard = next(s for s in ExportShard.objects.filter(version=version)
+                 if s.study_ids == [ben.pk])
+    # The old worker: it held the shard and recorded Ben's fate, then was killed.
+    ExportShard.objects.filter(pk=shard.pk).update(
+        status=ShardStatus.RUNNING, claimed_by=ELSEWHERE,
+        lease_until=timezone.now() + timedelta(hours=1))
+    decision = decide_many(ImagingStudy.objects.filter(pk=ben.pk), version.dataset.purpose,
+                           timezone.now())[ben.pk]
+    FateBatch(version=version, actor=Actor.system("old worker"), shard=shard,
+              worker=ELSEWHERE, pending=[Fate(ben, decision, included=False,
+                                              reason="no consent (default policy)")]).flush()
+    ExportShard.objects.filter(pk=shard.pk).update(lease_until=timezone.now())  # ran out
+
+    export_run(version_id=version.pk)
+    shard.refresh_from_db()
+    assert shard.status == ShardStatus.DONE
+    assert VersionStudy.objects.get(version=version, study=ben).reason == (
+        "no consent (default policy)")
+    assert_published_whole(version)
