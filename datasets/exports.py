@@ -460,7 +460,15 @@ def _publish(version: DatasetVersion, shard: ExportShard, actor: Actor, worker: 
     staging, final = version_dir(version, staging=True), version_dir(version)
     if not final.exists():
         staging.mkdir(parents=True, exist_ok=True)
-        manifest_sha = write_manifest(staging, _provenance(version))
+        provenance = _provenance(version)
+        # The manifest covers every file under the directory, so only the included studies'
+        # folders may be there: a worker that lost its study shard may have written a study
+        # late, one that the shard's next holder left out (withdrawn since, say).
+        included = set(provenance["studies"])
+        for entry in staging.iterdir():
+            if entry.is_dir() and entry.name not in included:
+                shutil.rmtree(entry)
+        manifest_sha = write_manifest(staging, provenance)
         staging.rename(final)  # published only now, whole
     else:
         # A publisher died (or lost this shard) after the rename and before the commit: the

@@ -269,3 +269,42 @@ def test_a_shard_whose_studies_were_all_recorded_but_not_finished_is_finished_as
     assert VersionStudy.objects.get(version=version, study=ben).reason == (
         "no consent (default policy)")
     assert_published_whole(version)
+
+
+def test_a_late_writers_files_of_a_study_left_out_are_never_published(
+        steward, hospital, data_dir, django_capture_on_commit_callbacks, monkeypatch):
+    """Reproduction: a worker re-checked the knee (allowed), wrote nothing yet and paused
+    past its lease; another worker took the shard over, Ann withdrew the knee, and that
+    worker's re-check kept it out. Then the first woke and wrote the knee's files into the
+    staging directory before finding its shard lost. The manifest, taken over every file
+    in the directory, listed and published them, a withdrawn study's images, signed, while
+    the version's record said the study was left out."""
+    from datasets.deid import ConsentStamp
+    from datasets.deid_write import write_deidentified
+
+    knee = ImagingStudy.objects.get(description="MR KNEE LEFT")
+    consent_record(patient=knee.patient, purpose=Purpose.objects.get(code="ai-training"),
+                   decision="deny", actor=STEWARD, source="portal", form=current_form(),
+                   scope_kind="study", scope_value=knee.study_uid)
+    dataset = make_dataset(steward)
+    context = DeidContext(secret=bytes.fromhex(dataset.secret),
+                          options=frozenset(dataset.deid_options))
+    real = exports.unsafe_reason
+
+    def check_while_a_late_writer_writes(study, burned_in, **kwargs):
+        if study.description == "US ABDOMEN":  # the knee was decided before it
+            version = DatasetVersion.objects.get(dataset=dataset)
+            for instance in Instance.objects.filter(series__study=knee):
+                write_deidentified(instance.path, version_dir(version, staging=True),
+                                   context, consent=ConsentStamp("YES"))
+        return real(study, burned_in, **kwargs)
+
+    monkeypatch.setattr(exports, "unsafe_reason", check_while_a_late_writer_writes)
+    version = run_export(dataset, django_capture_on_commit_callbacks)
+    assert fates(version)["MR KNEE LEFT"] == (False, "consent refused or withdrawn")
+    assert not (version_dir(version) / context.remap_uid(knee.study_uid)).exists()
+    included = set(version.studies.filter(included=True).values_list("pseudo_study_uid",
+                                                                     flat=True))
+    assert {p.relative_to(version_dir(version)).parts[0]
+            for p in version_dir(version).rglob("*.dcm")} == included
+    assert_published_whole(version)
