@@ -1,7 +1,8 @@
 """An export interrupted part-way, in this process on either database: a file that changes
 under it, consent that cannot be read at the re-check, a worker whose shard (or the
-manifest) is taken over by another. Each time: what was recorded stands, nothing is
-recorded that was not written, and the next run publishes the version whole, each study
+manifest) is taken over by another, the files such a worker writes late. Each time: what
+was recorded stands, nothing is recorded that was not written, nothing is published that
+was not recorded as included, and the next run publishes the version whole, each study
 decided once."""
 
 import hashlib
