@@ -272,7 +272,9 @@ def _export_shard(version: DatasetVersion, shard: ExportShard, context: DeidCont
     batch = FateBatch(version=version, actor=actor, shard=shard, worker=worker)
     remaining = set(shard.study_ids) - done
     if not remaining:
-        # A worker that died between recording its last fates and finishing the shard.
+        # Every study recorded, the shard not finished: left by a worker of an earlier
+        # release killed between the two (they now commit together). Deciding no study
+        # would fail and leave the version stuck.
         batch.flush(finished=True)
         return
     studies = ImagingStudy.objects.filter(pk__in=remaining)
@@ -456,15 +458,24 @@ def _publish(version: DatasetVersion, shard: ExportShard, actor: Actor, worker: 
     staging directory whole, then mark the version complete with its ledger event."""
     dataset = version.dataset
     staging, final = version_dir(version, staging=True), version_dir(version)
-    if staging.exists() or not final.exists():
-        # (No staging but a published directory: a worker died after the rename below and
-        # before the commit; the published directory is already whole.)
+    if not final.exists():
         staging.mkdir(parents=True, exist_ok=True)
-        manifest_sha = write_manifest(staging, _provenance(version))
-        if final.exists():
-            shutil.rmtree(final)
+        provenance = _provenance(version)
+        # The manifest covers every file under the directory, so only the included studies'
+        # folders may be there: a worker that lost its study shard may have written a study
+        # late, one that the shard's next holder left out (withdrawn since, say).
+        included = set(provenance["studies"])
+        for entry in staging.iterdir():
+            if entry.is_dir() and entry.name not in included:
+                shutil.rmtree(entry)
+        manifest_sha = write_manifest(staging, provenance)
         staging.rename(final)  # published only now, whole
     else:
+        # A publisher died (or lost this shard) after the rename and before the commit: the
+        # published directory is whole, its manifest written before the rename. A staging
+        # directory beside it can only hold the late writes of a worker that had lost its
+        # study shard: never published, and never in place of the version.
+        shutil.rmtree(staging, ignore_errors=True)
         manifest_sha = hashlib.sha256((final / MANIFEST_JSON).read_bytes()).hexdigest()
     with transaction.atomic():
         shard_finish(shard=shard, worker=worker)

@@ -123,6 +123,51 @@ def test_a_shard_that_fails_marks_the_job_failed_until_its_retry_succeeds(
     assert job.status == IngestStatus.DONE and job.summary["registered"] > 0
 
 
+def test_the_job_stays_failed_while_any_shard_is_failed_then_runs_on_to_done(
+        db, folder, settings):
+    """What `ingest_dicom --job` shows an operator while shards fail and are retried: the
+    job is failed as long as one shard is, running again once every failed shard has
+    succeeded but others are still to come, done with the last."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    def shown() -> str:
+        out = StringIO()
+        call_command("ingest_dicom", "--job", str(job.pk), stdout=out)
+        return out.getvalue()
+
+    settings.CONSENTRY_INGEST_SHARD_FILES = 4
+    job = ingest_job_queue(paths=[str(folder)], actor=ACTOR)
+    files = dict(job.shards.values_list("number", "files"))
+    assert len(files) >= 3
+    for number in (0, 1):
+        job.shards.filter(number=number).update(files=[42])  # a row no worker can read
+        with pytest.raises(TypeError):
+            ingest_shard_run(job_id=job.pk, number=number)
+    assert f"Ingest job {job.pk}: failed" in shown()
+
+    job.shards.filter(number=0).update(files=files[0])  # shard 0's retry can read it
+    ingest_shard_run(job_id=job.pk, number=0)
+    report = shown()
+    assert f"Ingest job {job.pk}: failed" in report  # shard 1 still failed
+    assert "shard 1 failed (it is retried): TypeError" in report
+    assert "shard 0 failed" not in report
+
+    job.shards.filter(number=1).update(files=files[1])
+    ingest_shard_run(job_id=job.pk, number=1)
+    report = shown()
+    assert f"Ingest job {job.pk}: running" in report  # no shard failed; the rest to come
+    assert "failed" not in report and "shards done: 2 of" in report
+
+    for number in sorted(files)[2:]:
+        ingest_shard_run(job_id=job.pk, number=number)
+    job.refresh_from_db()
+    assert job.status == IngestStatus.DONE
+    assert job.summary["registered"] == Instance.objects.count() > 0
+    assert job.summary["rejected"] == 2
+
+
 def test_an_empty_folder_is_a_job_done_at_once(db, tmp_path):
     (tmp_path / "empty").mkdir()
     job = ingest_job_queue(paths=[str(tmp_path / "empty")], actor=ACTOR)
@@ -135,6 +180,38 @@ def test_a_message_from_before_shards_registers_the_whole_job(db, folder):
     from registry.ingest_jobs import ingest_message_run
 
     job = IngestJob.objects.create(paths=[str(folder)], requested_by="cli:test")
+    ingest_message_run({"job_id": job.pk})
+    job.refresh_from_db()
+    assert job.status == IngestStatus.DONE
+    assert job.summary["registered"] == Instance.objects.count() > 0
+
+    # Delivered again (the worker died before acknowledging it): not walked again.
+    finished, events = job.finished_at, AuditEvent.objects.count()
+    ingest_message_run({"job_id": job.pk})
+    job.refresh_from_db()
+    assert (job.status, job.finished_at, AuditEvent.objects.count()) == (
+        IngestStatus.DONE, finished, events)
+    assert job.summary["registered"] == Instance.objects.count()  # not "known" on a rerun
+
+
+def test_a_job_from_before_shards_that_fails_says_why_and_its_retry_completes(db, folder):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from registry.ingest_jobs import ingest_message_run
+
+    job = IngestJob.objects.create(paths=[42], requested_by="cli:test")  # unreadable row
+    with pytest.raises(TypeError):  # raised, so the outbox retries the message
+        ingest_message_run({"job_id": job.pk})
+    job.refresh_from_db()
+    assert job.status == IngestStatus.FAILED and Instance.objects.count() == 0
+    out = StringIO()
+    call_command("ingest_dicom", "--job", str(job.pk), stdout=out)
+    assert f"Ingest job {job.pk}: failed" in out.getvalue()
+    assert "failed: TypeError" in out.getvalue()
+
+    IngestJob.objects.filter(pk=job.pk).update(paths=[str(folder)])  # the retry reads it
     ingest_message_run({"job_id": job.pk})
     job.refresh_from_db()
     assert job.status == IngestStatus.DONE
