@@ -11,7 +11,8 @@ file whose text is blacked out is rewritten whole.
 A file with anything but trailing padding after its pixel data (a digital signature, a
 private element) is read and rewritten whole too, so nothing escapes the profile; deflated
 files as well, since their bytes on disk are not the elements. A file whose pixel data is
-shorter than its header says is refused (InvalidDicomError), never passed on short."""
+shorter than its header says, or whose encapsulated fragments are broken, is refused
+(InvalidDicomError), never passed on short."""
 
 from __future__ import annotations
 
@@ -148,31 +149,28 @@ def _pixel_span(fp: BinaryIO, ds: pydicom.Dataset) -> tuple[int, int] | None:
 def pixel_span_at(fp: BinaryIO, start: int, size: int, *, little: bool, implicit: bool
                   ) -> tuple[int, int] | None:
     """Where the pixel data element starting at ``start`` (``fp`` there) ends; None when
-    the file must be rewritten whole instead."""
+    the file must be rewritten whole instead. InvalidDicomError when the pixel data is cut
+    short or malformed, or something else stands where it should: written out, the
+    recipient would get a file with pixels missing, short, or that pydicom cannot write."""
     order = "<" if little else ">"
     if start >= size:
         return start, start  # no pixel data (a structured report, a presentation state)
-    head = fp.read(8)
-    if len(head) < 8:
-        return None
+    head = _read(fp, 8)
     group, element = struct.unpack(f"{order}HH", head[:4])
     if (group << 16 | element) not in (0x7FE00008, 0x7FE00009, 0x7FE00010):
-        return None
+        # pydicom ends a dataset at an Item Delimitation Item where no item is open (and
+        # at an undefined-length value cut short): the elements after it, the pixel data
+        # among them, would be left out of the rewritten file without a word.
+        raise InvalidDicomError(f"the dataset ends at byte {start} of {size}, followed by "
+                                f"({group:04X},{element:04X}), not by pixel data: an item "
+                                "delimiter out of place or a damaged element")
     if implicit:
         (length,) = struct.unpack(f"{order}I", head[4:])
     elif head[4:6] in LONG_VRS:
-        more = fp.read(4)
-        if len(more) < 4:
-            return None
-        (length,) = struct.unpack(f"{order}I", more)
+        (length,) = struct.unpack(f"{order}I", _read(fp, 4))
     else:
         (length,) = struct.unpack(f"{order}H", head[6:])
-    if length == 0xFFFFFFFF:
-        end = _end_of_fragments(fp, order)
-        if end is None:
-            return None
-    else:
-        end = fp.tell() + length
+    end = _end_of_fragments(fp, order) if length == 0xFFFFFFFF else fp.tell() + length
     if end > size:
         # Copied as is, the recipient would get a file that lies about its pixels.
         raise InvalidDicomError(f"the pixel data ends {end - size} bytes before its stated "
@@ -180,18 +178,25 @@ def pixel_span_at(fp: BinaryIO, start: int, size: int, *, little: bool, implicit
     return (start, end) if _only_padding_after(fp, end, size, order) else None
 
 
-def _end_of_fragments(fp: BinaryIO, order: str) -> int | None:
+def _read(fp: BinaryIO, count: int) -> bytes:
+    data = fp.read(count)
+    if len(data) < count:
+        raise InvalidDicomError("the file ends inside its pixel data: it is truncated")
+    return data
+
+
+def _end_of_fragments(fp: BinaryIO, order: str) -> int:
     """Past the sequence delimiter of encapsulated pixel data (PS3.5 A.4)."""
     while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            return None
-        group, element, length = struct.unpack(f"{order}HHI", head)
+        group, element, length = struct.unpack(f"{order}HHI", _read(fp, 8))
         tag = group << 16 | element
         if tag == SEQUENCE_END:
             return fp.tell()
         if tag != ITEM or length == 0xFFFFFFFF:
-            return None
+            # pydicom reads such pixel data but refuses to write it again.
+            raise InvalidDicomError(f"({group:04X},{element:04X}) of length {length:#x} "
+                                    f"at byte {fp.tell() - 8} where a fragment of the "
+                                    "encapsulated pixel data should be: the file is damaged")
         fp.seek(length, os.SEEK_CUR)
 
 

@@ -167,16 +167,15 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str:
 
 
 # Decoding the few elements registration reads straight from their bytes skips pydicom's
-# per-element conversion (a quarter of the reading time); anything unusual (another
-# character set, a value pydicom already converted, bytes that are not text) goes through
-# pydicom as before. tests/registry/test_dicom.py holds both ways to the same answers.
+# per-element conversion (a quarter of the reading time); anything unusual (text in a file
+# that names its character set, a value pydicom already converted, bytes that are not
+# ASCII where they must be, person names with component groups) goes through
+# pydicom as before. tests/registry/test_dicom_refusals.py holds both ways to the same
+# answers.
 _TAG_OF = dict(zip(NEEDED_KEYWORDS, NEEDED_TAGS, strict=True))
 _VR_OF = {tag: pydicom.datadict.dictionary_VR(tag) for tag in NEEDED_TAGS}
 _ASCII_VRS = frozenset({"UI", "CS", "DA", "IS", "DS", "TM", "AS", "DT"})
 _TEXT_VRS = frozenset({"LO", "SH", "PN", "ST", "LT", "UT"})
-# Specific Character Set values whose text this module decodes itself; others go to pydicom.
-_OWN_CHARSETS = {b"": "latin-1", b"ISO_IR 6": "latin-1", b"ISO_IR 100": "latin-1",
-                 b"ISO_IR 192": "utf-8"}
 FAST_TEXT = True  # tests turn it off to compare with pydicom's own conversion
 
 
@@ -195,20 +194,19 @@ def _raw_text(ds: pydicom.Dataset, keyword: str) -> str | None:
     if vr in _ASCII_VRS:
         encoding = "ascii"
     elif vr in _TEXT_VRS:
-        charset = ds.get_item(0x00080005)
-        if charset is not None and not isinstance(charset, pydicom.dataelem.RawDataElement):
+        if 0x00080005 in ds:
+            # pydicom converted Specific Character Set as it read the file and decodes text
+            # by it, whatever it names: that text is pydicom's to decode.
             return None
-        raw_charset = b"" if charset is None or charset.value is None else (
-            charset.value.replace(b"\x00", b"").strip())
-        encoding = _OWN_CHARSETS.get(raw_charset)
-        if encoding is None:
-            return None
+        encoding = "latin-1"  # the default repertoire, decoded as pydicom does
     else:
         return None
     try:
         text = element.value.decode(encoding)
     except UnicodeDecodeError:
         return None
+    if vr == "PN" and "=" in text:
+        return None  # component groups: pydicom drops the empty ones ('Wang^XiaoDong=王^小東=')
     if vr in ("ST", "LT", "UT"):  # single-valued: a backslash is text, not a separator
         return text.replace("\x00", "").strip()
     return "\\".join(part.replace("\x00", "").strip()
@@ -275,10 +273,19 @@ def read_header(path: str | os.PathLike, *, default_issuer: str = "LOCAL") -> Di
                 ds = pydicom.dcmread(handle, defer_size=DEFER_SIZE,
                                      specific_tags=[*NEEDED_TAGS, PIXEL_DATA,
                                                     *OVERLAY_TAGS])
+                ended_at = handle.tell()
             if handle.furthest > size:
                 raise DicomRejected(
                     f"truncated: the header announces {handle.furthest} bytes but the file "
                     f"has {size}"
+                )
+            if ended_at < size:
+                # pydicom ends a dataset at an Item Delimitation Item where no item is open,
+                # without a word: the elements after it (the pixel data among them) would be
+                # registered as if absent, and an export would write the file without them.
+                raise DicomRejected(
+                    f"the dataset ends at byte {ended_at} of {size}: what follows cannot be "
+                    "read (an item delimiter out of place, or a damaged element)"
                 )
             _check_complete(ds, size)
             header = _header_from(ds, path, size, default_issuer)
