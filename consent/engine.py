@@ -425,25 +425,25 @@ def decide_stream(studies: QuerySet[ImagingStudy], purpose: Purpose | str, at: d
                     if record_id is None:
                         # No candidate: the study's only row, and the default policy decides.
                         if current is not None:
-                            yield _concluded(current, target, found, default)
+                            yield _concluded(current, target, found)
                             current = None
                         yield StudyDecision(study_id, patient_id, study_uid, default)
                         continue
                     if current is None or current[0] != study_id:
                         if current is not None:
-                            yield _concluded(current, target, found, default)
+                            yield _concluded(current, target, found)
                         current, found = (study_id, patient_id, study_uid), []
                     found.append(Candidate(record_id, decision, tree.by_id[purpose_id],
                                            lineage[purpose_id], kind, value,
                                            recorded_at, bool(unsure)))
             if current is not None:
-                yield _concluded(current, target, found, default)
+                yield _concluded(current, target, found)
     except (DatabaseError, ValueError) as exc:
         raise ConsentUnavailable(str(exc)) from exc
 
 
-def _concluded(study: tuple[int, int, str], target: Purpose, found: list[Candidate],
-               default: ConsentDecision) -> StudyDecision:
+def _concluded(study: tuple[int, int, str], target: Purpose,
+               found: list[Candidate]) -> StudyDecision:
     # The SQL already removed overridden candidates; conclude applies steps 3 and 4.
     return StudyDecision(*study, conclude(target, found))
 

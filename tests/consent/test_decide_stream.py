@@ -84,3 +84,22 @@ def test_modality_groups_reach_the_statement_only_as_plain_codes():
     for groups in ({"XRAY": ("CR", "D'X")}, {"X RAY": ("CR",)}, {"xray": ("CR",)}):
         with pytest.raises(ValueError, match="not a modality code"):
             groups_sql(groups)
+
+
+def test_a_tally_counts_each_outcome_by_the_callers_own_columns(db):
+    """The export preview counts by its safety facts: here, whose study it is."""
+    from django.db.models import BooleanField, ExpressionWrapper, Q
+
+    from tests.consent.factories import at, make_patient, make_record, make_study
+
+    alice, bob = make_patient(), make_patient()
+    alices = [make_study(alice) for _ in range(2)]
+    bobs = [make_study(bob) for _ in range(3)]
+    make_record(alice, "ai-training", "permit")
+    make_record(bob, "ai-training", "deny", scope_kind="study", scope_value=bobs[0].study_uid)
+    studies = ImagingStudy.objects.filter(pk__in=[s.pk for s in alices + bobs]).annotate(
+        of_alice=ExpressionWrapper(Q(patient=alice), output_field=BooleanField()))
+    tally = decide_tally(studies, "ai-training", at(1), by=("of_alice",))
+    # 1: a standing yes decides, 2: a standing no, 0: the default policy (opt-in, no one).
+    assert tally == {(1, True): 2, (2, False): 1, (0, False): 2}
+    assert decide_tally(studies, "ai-training", at(1)) == {(1,): 2, (2,): 1, (0,): 2}

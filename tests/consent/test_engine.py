@@ -1,5 +1,7 @@
 """Every clause of DESIGN.md's consent decision rule, each on its own."""
 
+from datetime import datetime, tzinfo
+
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
@@ -12,6 +14,7 @@ from consent.engine import (
     ConsentUnavailable,
     PurposeTree,
     decide,
+    decide_counts,
     decide_in_general,
     decide_many,
 )
@@ -395,6 +398,10 @@ def test_a_tree_handed_in_is_used_rather_than_read_again(ct_chest,
     with django_assert_num_queries(1):
         decide_many(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training", at(1),
                     tree=tree)
+    # (PostgreSQL: JIT turned off around the counting statement and back on, two more.)
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 1):
+        decide_counts(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training", at(1),
+                      tree=tree)
 
 
 def test_a_purpose_change_through_the_service_reaches_the_next_check(
@@ -459,8 +466,11 @@ def test_without_the_shared_cache_the_tree_is_read_for_every_check(caplog):
         assert first.get("education").name == "Teaching, renamed"
         assert engine.cached_purpose_tree() is not first
         engine.purpose_tree_changed()  # cannot announce: forgets this process's copy
-    assert "purpose tree version unreadable; reading the tree" in caplog.messages
-    assert "could not announce a purpose tree change" in caplog.messages
+    logged = {r.getMessage(): r for r in caplog.records if r.name == "consent.engine"}
+    # Each with the cache's own error, which says what is wrong with it.
+    for message in ("purpose tree version unreadable; reading the tree",
+                    "could not announce a purpose tree change"):
+        assert "Connection refused" in str(logged[message].exc_info[1]), message
     assert engine._tree_cache == {}
 
 
@@ -471,3 +481,71 @@ def test_a_change_announced_reaches_a_process_holding_the_old_tree():
     fresh = engine.cached_purpose_tree()
     assert fresh is not held and fresh.get("education").name == "Teaching, renamed"
     assert engine.cached_purpose_tree() is fresh
+
+
+# The reason: the sentence staff read at the desk and patients in their history.
+
+def test_the_reason_names_each_deciding_record_in_words():
+    Purpose.objects.create(code="teach-ai", name="Training AI tools", description="d",
+                           default_policy="opt-in")
+    Purpose.objects.create(code="teach-all", name="Teaching", description="d",
+                           default_policy="opt-out")
+    patient = make_patient()
+    study = make_study(patient, ("CR", "CHEST"), ("CT", ""))
+    mr = make_study(patient, ("MR", "HEAD"))
+    assert both(study, "teach-ai", at(1)).reason == (
+        "Not allowed: no choice on file for training AI tools, which needs the patient's "
+        "yes (opt-in).")
+    assert both(study, "teach-all", at(1)).reason == (
+        "Allowed: no choice on file for teaching, which is allowed unless the patient says "
+        "no (opt-out).")
+    yes = make_record(patient, "teach-ai", "permit")
+    assert both(study, "teach-ai", at(1)).reason == (
+        f"Allowed: the patient said yes to training AI tools for all scans "
+        f"(record {yes.pk}, 2026-06-01).")
+    yes_ct = make_record(patient, "teach-all", "permit", scope_kind="modality",
+                         scope_value="CT", recorded=2)
+    yes_xray = make_record(patient, "teach-all", "permit", scope_kind="modality",
+                           scope_value="XRAY", recorded=2)
+    assert both(study, "teach-all", at(3)).reason == (
+        f"Allowed: the patient said yes to teaching for CT scans (record {yes_ct.pk}, "
+        f"2026-06-03); the patient said yes to teaching for X-ray scans "
+        f"(record {yes_xray.pk}, 2026-06-03).")
+    yes_this = make_record(patient, "teach-all", "permit", scope_kind="study",
+                           scope_value=study.study_uid, recorded=3)
+    assert both(study, "teach-all", at(4)).reason == (
+        f"Allowed: the patient said yes to teaching for this study "
+        f"(record {yes_this.pk}, 2026-06-04).")
+    no_xray = make_record(patient, "teach-ai", "deny", scope_kind="modality",
+                          scope_value="XRAY", recorded=4)
+    no_chest = make_record(patient, "teach-ai", "deny", scope_kind="body_part",
+                           scope_value="CHEST", recorded=4)
+    assert both(study, "teach-ai", at(5)).reason == (
+        f"Not allowed: the patient said no to training AI tools for X-ray scans "
+        f"(record {no_xray.pk}, 2026-06-05); the patient said no to training AI tools for "
+        f"scans of the chest, lungs and heart (record {no_chest.pk}, 2026-06-05).")
+    unknown = make_study(patient, ("US", ""))
+    assert both(unknown, "teach-ai", at(5)).reason == (
+        f"Not allowed: the patient said no to training AI tools for scans of the chest, "
+        f"lungs and heart (record {no_chest.pk}, 2026-06-05; anatomy not recorded, so the "
+        f"no to scans of the chest, lungs and heart may apply).")
+    assert both(mr, "teach-ai", at(5)).reason == (
+        f"Allowed: the patient said yes to training AI tools for all scans "
+        f"(record {yes.pk}, 2026-06-01).")
+
+
+def test_an_unknown_purpose_or_a_moment_without_a_zone_is_refused_by_name(ct_chest):
+    with pytest.raises(LookupError, match=r"^unknown purpose 'no-such-use'$"):
+        PurposeTree.load().get("no-such-use")
+
+    class NoOffset(tzinfo):
+        """A zone that cannot say its offset: the moment is not a moment."""
+
+        def utcoffset(self, dt):
+            return None
+
+    naive = datetime(2026, 6, 2, 12, 0)  # noqa: DTZ001 - the point of the test
+    for moment in (naive, naive.replace(tzinfo=NoOffset())):
+        with pytest.raises(ValueError, match=r"^a decision needs an aware moment, not "):
+            engine.utc(moment)
+        assert decide(ct_chest, "ai-training", moment) == FAIL_CLOSED
