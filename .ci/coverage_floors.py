@@ -2,8 +2,7 @@
 floors of issue 18: branch coverage of the domain modules >= 95 %, of the whole project
 (lines and branches, coverage.py's total) >= 90 %. Run by `make coverage` (and .ci/run
 after both of its runs). Exit status 1 when a floor is not met, 2 when there is no data.
-COVERAGE_FLOORS=report prints the same verdict without failing (see .ci/run for why CI
-uses it for now)."""
+COVERAGE_FLOORS=report prints the same verdict without failing (for a partial local run)."""
 
 from __future__ import annotations
 
@@ -24,11 +23,12 @@ COMBINED = DATA / "combined"
 # registration (issue 18). Globs over the source paths coverage reports.
 DOMAIN = [
     "consent/engine.py", "consent/decide_sql.py",
-    "datasets/deid.py", "datasets/exports.py", "datasets/packaging.py",
-    "datasets/manifest.py",
+    "datasets/deid.py", "datasets/deid_bytes.py", "datasets/deid_write.py",
+    "datasets/exports.py", "datasets/packaging.py", "datasets/manifest.py",
     "audit/ledger.py", "audit/verification.py", "audit/vouching.py",
     "access/tokens.py", "access/roles.py", "access/api_auth.py", "access/grants.py",
-    "registry/registration.py",
+    "access/two_factor.py",
+    "registry/registration.py", "registry/dicom.py", "registry/ingest_jobs.py",
 ]
 DOMAIN_BRANCH_FLOOR = 95.0
 PROJECT_FLOOR = 90.0
