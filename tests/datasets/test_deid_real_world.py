@@ -483,3 +483,19 @@ def test_a_value_the_profile_would_replace_but_nobody_can_read_goes():
     data = exported(reread(ds))
     assert b"Quillfeather" not in data
     assert 0x0072006D not in pydicom.dcmread(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("name", "written", "kept"), [
+    # A two-letter family name is a name; an initial alone is a letter of every other word.
+    ("Ng^J", "Ng jaw follow-up", "jaw follow-up"),
+    # No name at all: nothing of the text is taken for one.
+    (None, "Referred by XXXX", "Referred by XXXX"),
+])
+def test_clean_descriptors_removes_the_name_and_nothing_else(name, written, kept):
+    ds = ct()
+    del ds.PatientName
+    if name is not None:
+        ds.PatientName = name
+    ds.StudyDescription = written
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.StudyDescription == kept
