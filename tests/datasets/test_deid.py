@@ -324,3 +324,11 @@ def test_each_patient_has_one_pseudonym_of_their_own_and_every_new_uid_is_a_uuid
     assert first != second
     assert re.fullmatch(r"ANON-[0-9A-F]{16}", first) and re.fullmatch(r"ANON-[0-9A-F]{16}",
                                                                        second)
+
+
+def test_date_shifts_run_from_one_to_3650_days_back_and_reach_both_ends():
+    """The documented range (``offset_for``): never zero, never forward, at most ten years;
+    over enough patients both ends come up, so the range is neither narrower nor wider."""
+    context = DeidContext(secret=b"dataset-1")
+    shifts = {context.offset_for("HOSPITAL-A", f"MRN-{n}") for n in range(40000)}
+    assert min(shifts) == -3650 and max(shifts) == -1

@@ -499,3 +499,14 @@ def test_clean_descriptors_removes_the_name_and_nothing_else(name, written, kept
     ds.StudyDescription = written
     out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
     assert out.StudyDescription == kept
+
+
+def test_clean_descriptors_removes_the_patients_other_ids_and_institution():
+    """Not only the name: each of several other ids, and the institution, wherever the
+    free text names them without a label."""
+    ds = ct()
+    ds.OtherPatientIDs = ["QX731B", "ZB448C"]
+    ds.InstitutionName = "St Elsewhere"
+    ds.StudyDescription = "knee ZB448C, St Elsewhere"
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.StudyDescription == "knee"
