@@ -489,7 +489,7 @@ def test_a_value_the_profile_would_replace_but_nobody_can_read_goes():
     # A two-letter family name is a name; an initial alone is a letter of every other word.
     ("Ng^J", "Ng jaw follow-up", "jaw follow-up"),
     # No name at all: nothing of the text is taken for one.
-    (None, "Referred by XXXX", "Referred by XXXX"),
+    (None, "Referred by XXXX, none urgent", "Referred by XXXX, none urgent"),
 ])
 def test_clean_descriptors_removes_the_name_and_nothing_else(name, written, kept):
     ds = ct()
@@ -502,11 +502,13 @@ def test_clean_descriptors_removes_the_name_and_nothing_else(name, written, kept
 
 
 def test_clean_descriptors_removes_the_patients_other_ids_and_institution():
-    """Not only the name: each of several other ids, and the institution, wherever the
-    free text names them without a label."""
+    """Not only the name: each of several other ids (the longest first, so that one id
+    inside another leaves nothing behind), a two-letter study id, and the institution,
+    wherever the free text names them without a label."""
     ds = ct()
-    ds.OtherPatientIDs = ["QX731B", "ZB448C"]
+    ds.OtherPatientIDs = ["ZB448", "AZB448"]
+    ds.StudyID = "QZ"
     ds.InstitutionName = "St Elsewhere"
-    ds.StudyDescription = "knee ZB448C, St Elsewhere"
+    ds.StudyDescription = "knee AZB448, St Elsewhere QZ"
     out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
     assert out.StudyDescription == "knee"
