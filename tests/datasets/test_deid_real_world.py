@@ -512,3 +512,25 @@ def test_clean_descriptors_removes_the_patients_other_ids_and_institution():
     ds.StudyDescription = "knee AZB448, St Elsewhere QZ"
     out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
     assert out.StudyDescription == "knee"
+
+
+def test_a_referenced_procedure_step_keeps_its_item_with_its_purpose_coded():
+    """Referenced Performed Procedure Step Sequence: the profile's X/Z/D would replace its
+    content (D); its items are references, kept like every other reference's, with the
+    instance remapped and the coded purpose of the reference as written."""
+    ds = ct()
+    purpose = Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator = "121322", "DCM"
+    purpose.CodeMeaning = "Source image for image processing operation"
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"  # Modality PPS
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID + ".5"
+    item.PurposeOfReferenceCodeSequence = pydicom.Sequence([purpose])
+    ds.ReferencedPerformedProcedureStepSequence = pydicom.Sequence([item])
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds))))
+    (kept,) = out.ReferencedPerformedProcedureStepSequence
+    assert kept.ReferencedSOPInstanceUID == DeidContext(secret=b"dataset-1").remap_uid(
+        ds.SOPInstanceUID + ".5")
+    (code,) = kept.PurposeOfReferenceCodeSequence
+    assert (code.CodeValue, code.CodeMeaning) == (
+        "121322", "Source image for image processing operation")
