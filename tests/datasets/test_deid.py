@@ -2,6 +2,7 @@
 not use deid.py's own lists, pixel data untouched, and dicognito as an oracle."""
 
 import copy
+import re
 from datetime import date
 from io import BytesIO
 from pathlib import Path
@@ -228,6 +229,9 @@ DESCRIPTIONS = [
     ("NHS no 943 476 5919 CHEST PA", "CHEST PA"),
     ("born July 14, 1961; chest 2 views", "chest 2 views"),
     ("MRN-QX731 MR BRAIN", "MR BRAIN"),
+    # What a removed value leaves: no space before a comma, no comma twice.
+    ("Follow-up DOB 15/07/1961 , chest", "Follow-up, chest"),
+    ("chest, DOB 15/07/1961, follow-up", "chest, follow-up"),
 ]
 
 
@@ -302,3 +306,29 @@ def test_a_cleaned_attribute_that_is_neither_a_date_nor_text_is_emptied():
     out, data = run(ds, options=frozenset({Option.DEVICE_IDENTITY}))
     assert "RetrieveAETitle" in out and not out.RetrieveAETitle
     assert b"STMARYS" not in data
+
+
+def test_each_patient_has_one_pseudonym_of_their_own_and_every_new_uid_is_a_uuid(synthetic):
+    """The recipient tells patients apart by the pseudonym alone; a 2.25 UID is a UUID's
+    128 bits written as an integer (PS3.5 B.2), no more."""
+    pseudonyms: dict[str, set[str]] = {}
+    for original in synthetic:
+        out, _ = run(original)
+        pseudonyms.setdefault(str(original.PatientID), set()).add(str(out.PatientID))
+        assert str(out.PatientName) == str(out.PatientID)
+        for element in out.iterall():
+            if element.VR == "UI" and str(element.value).startswith("2.25."):
+                assert int(str(element.value)[5:]) < 2 ** 128, element
+    assert [len(given) for given in pseudonyms.values()] == [1, 1]
+    (first,), (second,) = pseudonyms.values()
+    assert first != second
+    assert re.fullmatch(r"ANON-[0-9A-F]{16}", first) and re.fullmatch(r"ANON-[0-9A-F]{16}",
+                                                                       second)
+
+
+def test_date_shifts_run_from_one_to_3650_days_back_and_reach_both_ends():
+    """The documented range (``offset_for``): never zero, never forward, at most ten years;
+    over enough patients both ends come up, so the range is neither narrower nor wider."""
+    context = DeidContext(secret=b"dataset-1")
+    shifts = {context.offset_for("HOSPITAL-A", f"MRN-{n}") for n in range(40000)}
+    assert min(shifts) == -3650 and max(shifts) == -1

@@ -551,3 +551,44 @@ def test_what_deidentify_writes_is_always_decoded_so_never_also_copied():
         for vr in (None, dictionary_vr(tag)):
             assert element_fate(tag, vr, False, frozenset(Option.ALL),
                                 frozenset()) == DECODE
+
+
+def with_every_kind_of_element() -> pydicom.FileDataset:
+    """CT_small with one element of each kind ``element_fate`` decides by tag and VR alone:
+    a stale group length, an overlay in group 6002 and a curve, sequences of defined length
+    (as pydicom writes them) the table is silent on, with a person and a private element
+    inside, a sequence the table keeps stored as UN with a defined length, a public element nobody
+    knows, and a name, a date and a UID the table does not list."""
+    from tests.datasets.test_deid_real_world import implicit_item, person, raw
+
+    ds = ct_dataset()
+    ds.add_new(0x00080000, "UL", 1234)  # (0008,0000) group length, stale once edited
+    ds.add_new(0x60020010, "US", 2)  # Overlay Rows, group 6002
+    ds.add_new(0x60020011, "US", 2)
+    ds.add_new(0x60023000, "OW", b"\x0f\x00")
+    ds.add_new(0x50000005, "US", 1)  # Curve Dimensions, group 5000
+    ds.add_new(0x50003000, "OW", b"\x01\x00")
+    inside = person()
+    inside.private_block(0x0009, "ACME", create=True).add_new(0x01, "LO", "ACME-PRIVATE")
+    ds.ReferencedSeriesSequence = pydicom.Sequence([inside])  # the table is silent
+    # UDI Sequence, kept under Retain Device Identity, from a system that did not know it.
+    raw(ds, 0x0018100A, "UN", implicit_item(person()))
+    ds.add_new(0x00081234, "UN", b"Quillfeather^Ottoline ")  # not in the dictionary
+    ds.SecondaryReviewerName = "Quillfeather^Ottoline"  # (0014,0104)
+    ds.DateOfGainCalibration = "19611115"  # (0014,3076)
+    ds.MultiFrameSourceSOPInstanceUID = ds.SOPInstanceUID + ".9"  # (0008,1167)
+    return ds
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@pytest.mark.parametrize("implicit", [False, True])
+def test_what_the_walk_copies_or_drops_by_tag_alone_is_what_the_pydicom_path_writes(
+        implicit, context, tmp_path):
+    source = saved(with_every_kind_of_element(), tmp_path / "in.dcm", implicit=implicit)
+    data = source.read_bytes()
+    assert b"Quillfeather" in data and b"ACME-PRIVATE" in data
+    out = assert_both_agree(source, tmp_path, BYTES, CONTEXTS[context]).read_bytes()
+    assert b"Quillfeather" not in out and b"ACME-PRIVATE" not in out and b"19611115" not in out
+    written = pydicom.dcmread(io.BytesIO(out))
+    assert not [e.tag for e in written if e.tag.element == 0 or e.tag.group >> 8 in (0x50,
+                                                                                    0x60)]

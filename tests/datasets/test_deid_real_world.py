@@ -5,6 +5,7 @@ so nothing is fetched at test time."""
 
 import copy
 import io
+from datetime import date, timedelta
 
 import pydicom
 import pydicom.encaps
@@ -327,3 +328,209 @@ def test_a_whitelisted_private_sequence_goes_out_as_it_came(implicit, tmp_path):
     kept = pydicom.dcmread(io.BytesIO(ours))[block.get_tag(0x10)]
     assert kept.is_undefined_length and len(kept.value) == 1
     assert block.get_tag(0x20) in kept.value[0] and b"scanner 7" in ours
+
+
+# What a recipient reads in each exported file, checked value by value (issue 18: mutation
+# testing found each of these unchecked).
+
+def test_the_file_meta_names_the_datasets_own_class_and_its_new_instance():
+    """A writer whose meta names another SOP class than its dataset: the export's meta names
+    the dataset's, and the instance the recipient's archive files it under is the new one."""
+    ds = ct()
+    ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds))))
+    assert out.file_meta.MediaStorageSOPClassUID == pydicom.uid.CTImageStorage
+    new = DeidContext(secret=b"dataset-1").remap_uid(ct().SOPInstanceUID)
+    assert out.SOPInstanceUID == new
+    assert out.file_meta.MediaStorageSOPInstanceUID == new
+
+
+def test_a_big_endian_file_without_transfer_syntax_in_its_meta_is_exported_as_read():
+    ds = pydicom.dcmread(CORPUS / "MR_small_bigendian.dcm")
+    del ds.file_meta.TransferSyntaxUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=False, little_endian=False)
+    read = pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+    assert "TransferSyntaxUID" not in read.file_meta
+    out = pydicom.dcmread(io.BytesIO(exported(read)))
+    assert out.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRBigEndian
+    assert out.pixel_array.tolist() == pydicom.dcmread(
+        CORPUS / "MR_small_bigendian.dcm").pixel_array.tolist()
+
+
+def test_a_date_the_table_does_not_list_is_replaced_or_moved_by_the_patients_own_offset():
+    """Without the dates option the dummy date; with it, the patient's one shift, the time
+    of a date-time kept. November: a month of two digits, both read."""
+    ds = ct()
+    ds.DateOfGainCalibration = "19611115"  # (0014,3076) DA: the table is silent
+    ds.ItemInventoryDateTime = "19611115103000"  # (0008,0404) DT: the table is silent
+    basic = pydicom.dcmread(io.BytesIO(exported(copy.deepcopy(ds))))
+    assert basic.DateOfGainCalibration == "19000101"
+    assert basic.ItemInventoryDateTime == "19000101000000"
+    days = DeidContext(secret=b"dataset-1").offset_for(str(ds.get("IssuerOfPatientID", "")),
+                                                        str(ds.PatientID))
+    moved = (date(1961, 11, 15) + timedelta(days=days)).strftime("%Y%m%d")
+    shifted = pydicom.dcmread(io.BytesIO(exported(ds, ALL_OPTIONS)))
+    assert shifted.DateOfGainCalibration == moved
+    assert shifted.ItemInventoryDateTime == moved + "103000"
+
+
+def test_a_date_nobody_can_read_is_emptied_when_dates_are_moved():
+    ds = ct()
+    ds.StudyDate = "2025"  # a year alone: no day to move
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.StudyDate == ""
+
+
+def test_a_coding_schemes_uid_is_kept_inside_a_sequence_the_table_does_not_list():
+    """SNOMED's UID names a terminology: remapped, the recipient could not look codes up."""
+    ds = ct()
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "77477000", "SCT", "CT"
+    item.CodingSchemeUID = "2.16.840.1.113883.6.96"
+    ds.PerformedProtocolCodeSequence = pydicom.Sequence([item])
+    out = pydicom.dcmread(io.BytesIO(exported(ds)))
+    assert out.PerformedProtocolCodeSequence[0].CodingSchemeUID == "2.16.840.1.113883.6.96"
+
+
+def test_a_name_written_as_a_person_name_is_replaced_whatever_the_dictionary_says():
+    """(0008,0104) Code Meaning is LO in the dictionary and the table is silent on it; a
+    writer that stored it as PN with a person in it: judged by the VR it was written with."""
+    ds = ct()
+    raw(ds, 0x00080104, "PN", b"Quillfeather^Ottoline ")
+    data = exported(reread(ds))
+    assert b"Quillfeather" not in data
+    assert pydicom.dcmread(io.BytesIO(data))[0x00080104].value == "ANONYMOUS"
+
+
+def test_a_binary_attribute_the_profile_replaces_goes_out_empty():
+    """Source Identifier (0034,0005), OB: D, and there is no dummy for bytes."""
+    ds = ct()
+    ds.add_new(0x00340005, "OB", b"SCANNER-7 ROOM 3")
+    data = exported(reread(ds))
+    assert b"SCANNER-7" not in data
+    assert pydicom.dcmread(io.BytesIO(data))[0x00340005].value in (b"", None)
+
+
+def test_an_empty_uid_stays_empty():
+    ds = ct()
+    ds.FrameOfReferenceUID = ""  # U: nothing to remap, and nothing is made up
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds))))
+    assert out.FrameOfReferenceUID == ""
+
+
+@pytest.mark.parametrize(("keyword", "vr"), [("ROIDescription", "ST"),
+                                             ("ReasonForVisit", "UT")])
+def test_clean_descriptors_cleans_long_texts_and_keeps_their_words(keyword, vr):
+    ds = ct()
+    setattr(ds, keyword, "Tumour left lung, DOB 15/07/1961")
+    assert vr == ds[keyword].VR
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out[keyword].value == "Tumour left lung"
+
+
+@pytest.mark.parametrize("issuer", ["HOSPITAL-A", None])
+@pytest.mark.parametrize("patient_id", ["MRN-QX731", None])
+def test_the_files_pseudonym_is_the_one_the_registry_keeps_for_the_patient(issuer,
+                                                                            patient_id):
+    """The registry keeps each patient's pseudonym (``context.pseudonym`` of the patient's
+    issuer and id, ``exports.py``), the steward's only way back: the file must carry the
+    same one, and its dates the same patient's shift; an absent issuer or id is empty."""
+    ds = ct()
+    del ds.PatientID
+    if issuer is not None:
+        ds.IssuerOfPatientID = issuer
+    if patient_id is not None:
+        ds.PatientID = patient_id
+    context = DeidContext(secret=b"dataset-1", options=ALL_OPTIONS)
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.PatientID == context.pseudonym(issuer or "", patient_id or "")
+    days = context.offset_for(issuer or "", patient_id or "")
+    assert out.StudyDate == (date(2004, 1, 19) + timedelta(days=days)).strftime("%Y%m%d")
+
+
+def test_one_id_from_two_issuers_is_two_patients():
+    """Hospitals number their patients independently: the same MRN from two issuers is two
+    people, with two pseudonyms and two date shifts."""
+    outs = []
+    for issuer in ("HOSPITAL-A", "HOSPITAL-B"):
+        ds = ct()
+        ds.IssuerOfPatientID = issuer
+        outs.append(pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS))))
+    assert outs[0].PatientID != outs[1].PatientID
+    assert outs[0].StudyDate != outs[1].StudyDate
+
+
+def test_a_referenced_study_keeps_its_item_with_the_study_remapped():
+    """Referenced Study Sequence: the profile's X/Z would empty it (Z, conservatively); its
+    items are references, kept with their UIDs remapped like every other reference."""
+    ds = ct()
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management
+    item.ReferencedSOPInstanceUID = ds.StudyInstanceUID
+    ds.ReferencedStudySequence = pydicom.Sequence([item])
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds))))
+    (kept,) = out.ReferencedStudySequence
+    assert kept.ReferencedSOPClassUID == "1.2.840.10008.3.1.2.3.1"
+    assert kept.ReferencedSOPInstanceUID == out.StudyInstanceUID
+
+
+def test_a_value_the_profile_would_replace_but_nobody_can_read_goes():
+    """Selector UN Value (0072,006D): the table says D, the value is UN by definition:
+    unreadable, it cannot be vouched for, so it is removed rather than emptied."""
+    ds = ct()
+    ds.add_new(0x0072006D, "UN", b"Quillfeather^Ottoline ")
+    data = exported(reread(ds))
+    assert b"Quillfeather" not in data
+    assert 0x0072006D not in pydicom.dcmread(io.BytesIO(data))
+
+
+@pytest.mark.parametrize(("name", "written", "kept"), [
+    # A two-letter family name is a name; an initial alone is a letter of every other word.
+    ("Ng^J", "Ng jaw follow-up", "jaw follow-up"),
+    # No name at all: nothing of the text is taken for one.
+    (None, "Referred by XXXX, none urgent", "Referred by XXXX, none urgent"),
+])
+def test_clean_descriptors_removes_the_name_and_nothing_else(name, written, kept):
+    ds = ct()
+    del ds.PatientName
+    if name is not None:
+        ds.PatientName = name
+    ds.StudyDescription = written
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.StudyDescription == kept
+
+
+def test_clean_descriptors_removes_the_patients_other_ids_and_institution():
+    """Not only the name: each of several other ids (the longest first, so that one id
+    inside another leaves nothing behind), a two-letter study id, and the institution,
+    wherever the free text names them without a label."""
+    ds = ct()
+    ds.OtherPatientIDs = ["ZB448", "AZB448"]
+    ds.StudyID = "QZ"
+    ds.InstitutionName = "St Elsewhere"
+    ds.StudyDescription = "knee AZB448, St Elsewhere QZ"
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds), ALL_OPTIONS)))
+    assert out.StudyDescription == "knee"
+
+
+def test_a_referenced_procedure_step_keeps_its_item_with_its_purpose_coded():
+    """Referenced Performed Procedure Step Sequence: the profile's X/Z/D would replace its
+    content (D); its items are references, kept like every other reference's, with the
+    instance remapped and the coded purpose of the reference as written."""
+    ds = ct()
+    purpose = Dataset()
+    purpose.CodeValue, purpose.CodingSchemeDesignator = "121322", "DCM"
+    purpose.CodeMeaning = "Source image for image processing operation"
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.3"  # Modality PPS
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID + ".5"
+    item.PurposeOfReferenceCodeSequence = pydicom.Sequence([purpose])
+    ds.ReferencedPerformedProcedureStepSequence = pydicom.Sequence([item])
+    out = pydicom.dcmread(io.BytesIO(exported(reread(ds))))
+    (kept,) = out.ReferencedPerformedProcedureStepSequence
+    assert kept.ReferencedSOPInstanceUID == DeidContext(secret=b"dataset-1").remap_uid(
+        ds.SOPInstanceUID + ".5")
+    (code,) = kept.PurposeOfReferenceCodeSequence
+    assert (code.CodeValue, code.CodeMeaning) == (
+        "121322", "Source image for image processing operation")

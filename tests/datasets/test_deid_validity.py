@@ -133,3 +133,20 @@ def test_a_person_identification_code_is_not_kept_in_a_replaced_sequence():
     out = deidentify(ds, DeidContext(secret=b"x"), consent=ConsentStamp("YES"))
     kept = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
     assert "778812" not in str(kept) and "Quillfeather" not in str(kept)
+
+
+def test_a_replaced_sequence_keeps_what_cannot_name_anyone():
+    """In a sequence the profile replaces (D), text the table does not name goes; a code's
+    mapping resource and context group (CS), which name a terminology, stay as written."""
+    ds = pydicom.dcmread(CORPUS / "CT_small.dcm")
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "EMP-778812", "HOSPITAL"
+    code.CodeMeaning = "Dr Quillfeather"
+    code.MappingResource, code.ContextIdentifier = "DCMR", "7452"
+    observer = pydicom.Dataset()
+    observer.PersonIdentificationCodeSequence = pydicom.Sequence([code])
+    ds.OperatorIdentificationSequence = pydicom.Sequence([observer])
+    out = deidentify(ds, DeidContext(secret=b"x"), consent=ConsentStamp("YES"))
+    kept = out.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
+    assert kept.CodeMeaning == "ANONYMOUS"
+    assert (kept.MappingResource, kept.ContextIdentifier) == ("DCMR", "7452")
