@@ -98,8 +98,11 @@ def test_a_tally_counts_each_outcome_by_the_callers_own_columns(db):
     make_record(alice, "ai-training", "permit")
     make_record(bob, "ai-training", "deny", scope_kind="study", scope_value=bobs[0].study_uid)
     studies = ImagingStudy.objects.filter(pk__in=[s.pk for s in alices + bobs]).annotate(
-        of_alice=ExpressionWrapper(Q(patient=alice), output_field=BooleanField()))
+        of_alice=ExpressionWrapper(Q(patient=alice), output_field=BooleanField()),
+        first_of_bob=ExpressionWrapper(Q(pk=bobs[0].pk), output_field=BooleanField()))
     tally = decide_tally(studies, "ai-training", at(1), by=("of_alice",))
     # 1: a standing yes decides, 2: a standing no, 0: the default policy (opt-in, no one).
     assert tally == {(1, True): 2, (2, False): 1, (0, False): 2}
+    assert decide_tally(studies, "ai-training", at(1), by=("of_alice", "first_of_bob")) == {
+        (1, True, False): 2, (2, False, True): 1, (0, False, False): 2}
     assert decide_tally(studies, "ai-training", at(1)) == {(1,): 2, (2,): 1, (0,): 2}

@@ -398,10 +398,16 @@ def test_a_tree_handed_in_is_used_rather_than_read_again(ct_chest,
     with django_assert_num_queries(1):
         decide_many(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training", at(1),
                     tree=tree)
+
+
+def test_counting_with_a_tree_handed_in_reads_no_purposes(ct_chest, django_assert_num_queries):
+    """The export preview and the gate count a whole selection with the tree they hold."""
+    tree = PurposeTree.load()
     # (PostgreSQL: JIT turned off around the counting statement and back on, two more.)
     with django_assert_num_queries(3 if connection.vendor == "postgresql" else 1):
-        decide_counts(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training", at(1),
-                      tree=tree)
+        counts = decide_counts(ImagingStudy.objects.filter(pk=ct_chest.pk), "ai-training",
+                               at(1), tree=tree)
+    assert (counts.by_default, counts.allowed) == (1, 0)
 
 
 def test_a_purpose_change_through_the_service_reaches_the_next_check(
