@@ -256,6 +256,21 @@ def test_a_chain_read_in_chunks_verifies_and_names_an_edit_in_a_later_chunk(
     assert (ledger.verify().first_bad_position, ledger.verify().checked) == (12, 11)
 
 
+
+def test_a_whole_range_of_positions_deleted_with_its_events_is_named(db, small_verify_chunks):
+    """Links 6 to 10 and their events gone: with 15 links left, read as 1-5, 6-10 and 11-20,
+    the second range reads empty, and the walk must go on to the next (which starts at 11,
+    not 6) rather than stop as if the chain ended there; the counts of events and links
+    agree, so nothing else would notice."""
+    events = write_events(20)
+    as_owner("DELETE FROM audit_chainlink WHERE position BETWEEN 6 AND 10")
+    gone = ", ".join(str(e.pk) for e in events[5:10])
+    as_owner(f"DELETE FROM audit_auditevent WHERE id IN ({gone})")
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad_position == 6
+    assert "chain position 6 is missing" in result.problems[0]
+
 def test_verify_ledger_command_reports_an_intact_ledger(db, capsys):
     write_events(3)
     call_command("verify_ledger")
