@@ -229,6 +229,19 @@ def test_an_event_outside_the_chain_and_the_queue_is_described_in_full(db):
         "behind the application's back or its queue entry was removed"]
 
 
+
+def test_an_event_outside_the_chain_is_found_when_a_stale_queue_entry_evens_the_counts(db):
+    """A queue entry left for an already chained event makes "events = chained + queued"
+    hold although one event is in neither: the counts alone must not vouch for the table."""
+    chained = write_events(1)[0]
+    event = ledger.record(action="consent.checked", actor=ACTOR)
+    PendingSeal.objects.filter(event_id=event.pk).delete()
+    PendingSeal.objects.create(event=chained, digest=chained.digest)
+    result = ledger.verify()
+    assert (result.checked, result.pending) == (1, 1)
+    assert (result.first_bad_position, result.first_bad_event_id) == (None, event.pk)
+    assert "is in neither the chain nor the sealing queue" in result.problems[0]
+
 def test_an_intact_result_names_the_head_and_counts(db):
     assert ledger.verify() == ledger.VerifyResult()  # an empty ledger is intact
     write_events(3)
