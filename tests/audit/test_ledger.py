@@ -1,5 +1,7 @@
 import json
 import threading
+from datetime import date
+from uuid import UUID
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -345,12 +347,37 @@ def test_any_json_details_survive_the_database_and_still_verify(db, details, rea
     {"details": {"x": float("nan")}},
     {"details": {"x": float("inf")}},
     {"details": {"nested": ["ok", "nul\x00"]}},
+    {"details": {"nul\x00key": 1}},
     {"reason": "nul\x00"},
 ])
 def test_values_no_database_can_store_are_refused_and_nothing_is_written(db, bad):
-    with pytest.raises(ValueError):
+    # NUL is refused on every database alike (PostgreSQL cannot store it), in these words.
+    words = "Out of range float values" if "x" in bad.get("details", {}) else \
+        "^ledger events cannot contain NUL characters$"
+    with pytest.raises(ValueError, match=words):
         ledger.record(action="consent.checked", actor=ACTOR, **bad)
     assert AuditEvent.objects.count() == 0
+
+
+def test_what_an_event_was_not_given_is_stored_empty_and_numbers_as_text(db):
+    """The auditor reads each field as recorded: left out is empty (never a placeholder);
+    a patient or dataset given as a number is its text; dates and ids in the details are
+    stored as their text. All of it is what the digest is of."""
+    bare = ledger.record(action="consent.checked", actor=ACTOR)
+    full = ledger.record(action="export.delivered", actor=ACTOR, patient_ref=42, dataset_ref=7,
+                         details={"on": date(2026, 1, 2),
+                                  "id": UUID("12345678-1234-5678-1234-567812345678")})
+    ledger.seal()
+    fields = ("event_code", "patient_ref", "study_uid", "dataset_ref", "purpose_code",
+              "legal_basis", "reason", "correlation_id")
+    bare.refresh_from_db()
+    stored = dict(zip(ledger.CANONICAL_FIELDS, json.loads(bare.canonical), strict=True))
+    for field in fields:
+        assert getattr(bare, field) == "" and stored[field] == "", field
+    full.refresh_from_db()
+    assert (full.patient_ref, full.dataset_ref) == ("42", "7")
+    assert full.details == {"on": "2026-01-02", "id": "12345678-1234-5678-1234-567812345678"}
+    assert ledger.verify().ok
 
 
 @pytest.fixture
