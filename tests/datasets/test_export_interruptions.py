@@ -52,6 +52,22 @@ def assert_published_whole(version) -> None:
     assert not version_dir(version, staging=True).exists()
 
 
+
+def publish_then_lose_the_manifest_shard(version, monkeypatch) -> None:
+    """The next run's publisher writes the manifest, then pauses past its lease while another
+    worker takes the manifest shard over: it renames the version into place but its commit
+    is no longer its own."""
+    real = exports.write_manifest
+
+    def write_while_taken_over(directory, provenance):
+        sha = real(directory, provenance)
+        ExportShard.objects.filter(version=version, number=MANIFEST).update(
+            lease_until=timezone.now())  # this worker paused past its lease
+        assert shard_claim(version_id=version.pk, worker=ELSEWHERE).number == MANIFEST
+        return sha
+
+    monkeypatch.setattr(exports, "write_manifest", write_while_taken_over)
+
 def test_a_file_that_vanishes_between_the_check_and_the_write_leaves_its_study_out_whole(
         steward, hospital, data_dir, django_capture_on_commit_callbacks, monkeypatch):
     """The knee's second file is read and checked, then removed before the batch is
@@ -177,16 +193,7 @@ def test_a_publisher_whose_manifest_shard_is_taken_over_after_publishing_is_not_
     files and the manifest are not rewritten, and the delivery is recorded once."""
     with django_capture_on_commit_callbacks(execute=False):  # run by hand below
         version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
-    real = exports.write_manifest
-
-    def write_while_taken_over(directory, provenance):
-        sha = real(directory, provenance)
-        ExportShard.objects.filter(version=version, number=MANIFEST).update(
-            lease_until=timezone.now())  # this worker paused past its lease
-        assert shard_claim(version_id=version.pk, worker=ELSEWHERE).number == MANIFEST
-        return sha
-
-    monkeypatch.setattr(exports, "write_manifest", write_while_taken_over)
+    publish_then_lose_the_manifest_shard(version, monkeypatch)
     first = export_run(version_id=version.pk)
     monkeypatch.undo()
     assert first.status == VersionStatus.RUNNING  # published, but not this worker's commit
@@ -214,16 +221,7 @@ def test_a_late_writers_leftovers_never_replace_a_published_version(
     the late writer's one study under a freshly signed manifest."""
     with django_capture_on_commit_callbacks(execute=False):  # run by hand below
         version = exports.export_request(dataset=make_dataset(steward), actor=STEWARD)
-    real = exports.write_manifest
-
-    def write_while_taken_over(directory, provenance):
-        sha = real(directory, provenance)
-        ExportShard.objects.filter(version=version, number=MANIFEST).update(
-            lease_until=timezone.now())
-        assert shard_claim(version_id=version.pk, worker=ELSEWHERE).number == MANIFEST
-        return sha
-
-    monkeypatch.setattr(exports, "write_manifest", write_while_taken_over)
+    publish_then_lose_the_manifest_shard(version, monkeypatch)
     export_run(version_id=version.pk)
     monkeypatch.undo()
     final, staging = version_dir(version), version_dir(version, staging=True)
