@@ -517,7 +517,9 @@ def _split(encoded: bytes, pos: int, implicit: bool) -> list[tuple[int, int, int
     return found
 
 
-def target_of(staging: Path, written: Written) -> Path:
-    target = staging / written.study / written.series / f"{written.instance}.dcm"
+def instance_path(staging: Path, study: str, series: str, instance: str) -> Path:
+    """Where a de-identified instance goes (its folders made): study/series/instance.dcm,
+    by its new UIDs, as both writers lay a version out."""
+    target = staging / study / series / f"{instance}.dcm"
     target.parent.mkdir(parents=True, exist_ok=True)
     return target

@@ -33,8 +33,8 @@ from datasets.deid_bytes import (
     SourceHeader,
     deidentified_header,
     file_stat,
+    instance_path,
     read_header,
-    target_of,
 )
 
 ITEM = 0xFFFEE000
@@ -78,7 +78,8 @@ def write_deidentified(source: str, staging: Path, context: DeidContext, *,
             return _write_pydicom(fp, staging, context, consent)
         written = deidentified_header(header, context, consent=consent)
         start, end = header.pixel_span
-        target = target_of(staging, written)
+        target = instance_path(staging, written.study, written.series,
+                               written.instance)
         with open(target, "wb") as out:
             out.write(written.header)
             out.flush()
@@ -129,9 +130,7 @@ def _write_whole(ds: pydicom.Dataset, staging: Path, context: DeidContext,
 
 
 def _target(staging: Path, ds: pydicom.Dataset) -> Path:
-    target = staging / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return target
+    return instance_path(staging, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
 
 
 def _pixel_span(fp: BinaryIO, ds: pydicom.Dataset) -> tuple[int, int] | None:
