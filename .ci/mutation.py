@@ -2,7 +2,12 @@
 [tool.mutmut]) with mutmut 3, on the embedded SQLite default, then the score and every
 surviving mutant. Slow (minutes to hours with the machine's cores): never part of
 `make test`. Arguments are passed to `mutmut run` (mutant names or globs, to run a few:
-`make mutation MUTATION_ARGS='consent.engine*'`)."""
+`make mutation MUTATION_ARGS='consent.engine*'`).
+
+`MUTATION_DATABASE_URL=postgres://…` runs the mutants on PostgreSQL instead: the ledger's
+one-statement insert, generated column, advisory lock and parallel read run only there.
+Its results are kept apart from SQLite's (`mutants/` is moved aside to `mutants-postgresql/`
+and back), since a mutant's verdict can differ between the two."""
 
 from __future__ import annotations
 
@@ -42,12 +47,58 @@ def print_per_module() -> None:
     print()
 
 
+def postgresql_env(url: str) -> dict[str, str]:
+    """Production mode on a throwaway server database, with the CI run's throwaway keys; no
+    broker (tasks inline), as on SQLite. Templates left by an earlier run were migrated by
+    other code: dropped, with any copy a killed run left behind."""
+    import dj_database_url
+    import psycopg
+
+    database = dj_database_url.parse(url)
+    base = f"test_{database['NAME']}_mut_"
+    with psycopg.connect(dbname="postgres", user=database["USER"],
+                         password=database["PASSWORD"] or None, host=database["HOST"] or None,
+                         port=database["PORT"] or None, autocommit=True) as maintenance:
+        stale = maintenance.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                    [base.replace("_", r"\_") + "%"]).fetchall()
+        for (name,) in stale:
+            maintenance.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return {
+        "DATABASE_URL": url,
+        "CONSENTRY_IDENTIFIER_KEYS": "Y29uc2VudHJ5LXRlc3Qtb25seS1pZGVudGlmaWVyISE=",
+        "CONSENTRY_BLIND_INDEX_KEY": "mutation-only-blind-index-key-not-for-production",
+    }
+
+
 def main(argv: list[str]) -> int:
     data = tempfile.mkdtemp(prefix="consentry-mutation-")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     # A throwaway key for throwaway databases, as make test's default.
     env.update(SECRET_KEY="mutation-only-key", SECURE_SSL_REDIRECT="false",  # noqa: S106
                CONSENTRY_DATA_DIR=data)
+    url = os.environ.get("MUTATION_DATABASE_URL")
+    if url:
+        env.update(postgresql_env(url))
+        swap_results("mutants-postgresql")
+    try:
+        return run(argv, env)
+    finally:
+        if url:
+            swap_results("mutants-postgresql")
+
+
+def swap_results(other: str) -> None:
+    """Exchange `mutants/` with `other`: each database keeps its own results."""
+    here, there, spare = Path("mutants"), Path(other), Path(other + ".swap")
+    if here.exists():
+        here.rename(spare)
+    if there.exists():
+        there.rename(here)
+    if spare.exists():
+        spare.rename(there)
+
+
+def run(argv: list[str], env: dict[str, str]) -> int:
     children = os.environ.get("MUTATION_CHILDREN", str(os.cpu_count() or 2))
     status = mutmut("run", "--max-children", children, *argv, env=env)
     if mutmut("export-cicd-stats", env=env) != 0:

@@ -35,9 +35,11 @@ def pytest_configure(config):
 
 
 # `make mutation` (mutmut) runs one test session per mutant, several at once, each in a
-# process forked from one parent. Each session gets its own SQLite test database file (one
-# session's set-up would delete the file another is using), copied from a template that the
-# first session migrated with the unchanged code: migrating per mutant took most of its time.
+# process forked from one parent. Each session gets its own test database (one session's
+# set-up would delete the database another is using), copied from a template that the first
+# session migrated with the unchanged code: migrating per mutant took most of its time. On
+# SQLite the copy is a file; on PostgreSQL (`MUTATION_DATABASE_URL`) it is
+# `CREATE DATABASE … TEMPLATE …`, which copies the files without replaying the migrations.
 _MUTATION_DB_BASE: dict[str, str] = {}
 
 
@@ -46,11 +48,43 @@ def _mutation_db_names() -> tuple[str, str] | None:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if "MUTANT_UNDER_TEST" not in os.environ or not database["ENGINE"].endswith("sqlite3"):
+    if "MUTANT_UNDER_TEST" not in os.environ:
         return None
     # The parent runs several sessions in turn: name from the first name, not the last.
-    base = _MUTATION_DB_BASE.setdefault("default", str(database["TEST"]["NAME"]))
+    base = _MUTATION_DB_BASE.setdefault(
+        "default", str(database["TEST"].get("NAME") or f"test_{database['NAME']}"))
+    if _on_postgresql():
+        return f"{base}_mut_{os.getpid()}", f"{base}_mut_template"
     return f"{base}-{os.getpid()}", f"{base}-template"
+
+
+def _on_postgresql() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def _maintenance(*statements: str) -> list[tuple]:
+    """Run statements on the server's `postgres` database (a database cannot be copied,
+    renamed or dropped from a connection to itself); the last one's rows."""
+    import psycopg
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    rows: list[tuple] = []
+    with psycopg.connect(dbname="postgres", user=database["USER"],
+                         password=database["PASSWORD"] or None, host=database["HOST"] or None,
+                         port=database["PORT"] or None, autocommit=True) as maintenance:
+        for statement in statements:
+            cursor = maintenance.execute(statement)
+            rows = cursor.fetchall() if cursor.description else []
+    return rows
+
+
+def _template_exists(template: str) -> bool:
+    if _on_postgresql():
+        return bool(_maintenance(f"SELECT 1 FROM pg_database WHERE datname = '{template}'"))
+    return Path(template).exists()
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +94,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         yield
         return
     from django.conf import settings
+    from django.db import connections
 
     settings.DATABASES["default"]["TEST"]["NAME"] = names[0]
     yield
+    if _on_postgresql():
+        connections.close_all()
+        _maintenance(f'DROP DATABASE IF EXISTS "{names[0]}" WITH (FORCE)')
+        return
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(names[0] + suffix).unlink(missing_ok=True)
 
@@ -90,8 +129,12 @@ def django_db_keepdb(request, django_db_modify_db_settings) -> bool:
     """Under mutmut, a copy of the migrated template is this session's database, kept
     as it is (Django only checks that every migration is applied)."""
     names = _mutation_db_names()
-    if names is not None and Path(names[1]).exists():
-        shutil.copyfile(names[1], names[0])
+    if names is not None and _template_exists(names[1]):
+        if _on_postgresql():
+            _maintenance(f'DROP DATABASE IF EXISTS "{names[0]}" WITH (FORCE)',
+                         f'CREATE DATABASE "{names[0]}" TEMPLATE "{names[1]}"')
+        else:
+            shutil.copyfile(names[1], names[0])
         return True
     return bool(request.config.getvalue("reuse_db"))
 
@@ -99,10 +142,20 @@ def django_db_keepdb(request, django_db_modify_db_settings) -> bool:
 @pytest.fixture(scope="session", autouse=True)
 def mutation_db_template(request, django_db_blocker):
     names = _mutation_db_names()
-    if names is None or Path(names[1]).exists():
+    if names is None or _template_exists(names[1]):
         return
     request.getfixturevalue("django_db_setup")
     partial = f"{names[1]}-{os.getpid()}.partial"
+    if _on_postgresql():
+        from django.db import connections
+
+        # Before any test has written to it; a database with open connections cannot be
+        # copied, and the test connection opens again on its next query.
+        connections.close_all()
+        partial = f"{names[1]}_{os.getpid()}_partial"
+        _maintenance(f'CREATE DATABASE "{partial}" TEMPLATE "{names[0]}"',
+                     f'ALTER DATABASE "{partial}" RENAME TO "{names[1]}"')
+        return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("VACUUM INTO %s", [partial])  # before any test has written to it
     os.replace(partial, names[1])
