@@ -76,6 +76,9 @@ def main(argv: list[str]) -> int:
     # A throwaway key for throwaway databases, as make test's default.
     env.update(SECRET_KEY="mutation-only-key", SECURE_SSL_REDIRECT="false",  # noqa: S106
                CONSENTRY_DATA_DIR=data)
+    broker = os.environ.get("MUTATION_REDIS_URL", "redis://127.0.0.1:6379/11")
+    if redis_answers(broker):  # the tests of the ledger's wake-up send to a real broker
+        env["WORKER_REDIS_URL"] = broker
     url = os.environ.get("MUTATION_DATABASE_URL")
     if url:
         env.update(postgresql_env(url))
@@ -85,6 +88,16 @@ def main(argv: list[str]) -> int:
     finally:
         if url:
             swap_results("mutants-postgresql")
+
+
+def redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        print(f"(no Redis at {url}: the tests that need a broker are skipped)")
+        return False
 
 
 def swap_results(other: str) -> None:

@@ -1,8 +1,7 @@
 """A real Celery worker process, a real Redis broker, a real database shared with it.
 
-The broker is WORKER_REDIS_URL, else REDIS_URL; .ci/run sets WORKER_REDIS_URL for its
-SQLite run (where the app itself runs without Redis), so these tests run in both CI runs.
-Skipped only outside CI with neither set; with CI=true they fall back to the local Redis."""
+The broker is tests/broker.py's: these tests run in both CI runs, and are skipped only
+outside CI with no Redis given."""
 
 import os
 import shutil
@@ -10,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,15 +20,13 @@ from django.utils import timezone
 from audit import ledger
 from audit.ledger import Actor
 from audit.models import AuditEvent, PendingSeal
-from config.celery import app
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_sweep
 from registry.ingest_jobs import INGEST_REQUESTED, ingest_job_queue
 from registry.models import IngestJob, IngestStatus, Instance
+from tests.broker import REDIS_URL, sending_to
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("WORKER_REDIS_URL") or os.environ.get("REDIS_URL") or (
-    "redis://127.0.0.1:6379/15" if os.environ.get("CI") else "")
 
 pytestmark = [
     pytest.mark.worker,
@@ -76,15 +72,10 @@ def stop_worker(process: subprocess.Popen) -> None:
 @pytest.fixture
 def broker_queue(committed_db, tmp_path):
     """A queue of its own on the real Redis; this process sends to it."""
-    queue = f"consentry-test-{uuid.uuid4().hex[:10]}"
-    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
-    app.conf.update(broker_url=REDIS_URL, task_always_eager=False, task_default_queue=queue)
-    forget_broker_connections()
     try:
-        yield queue
+        with sending_to(REDIS_URL) as queue:
+            yield queue
     finally:
-        app.conf.update(saved)
-        forget_broker_connections()
         log = tmp_path / "worker.log"
         if log.exists():
             print(log.read_text()[-3000:])  # shown when a test fails
@@ -95,13 +86,6 @@ def worker(broker_queue, tmp_path):
     process = spawn_worker(broker_queue, tmp_path)
     yield process
     stop_worker(process)
-
-
-def forget_broker_connections() -> None:
-    """Celery caches the broker connection pool and the queue routing it built from the
-    configuration it first saw; drop both so the new broker and queue take effect."""
-    app._pool = None
-    app.__dict__.pop("amqp", None)
 
 
 def wait_for(condition, *, seconds: float = 90) -> None:

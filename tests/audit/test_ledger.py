@@ -1,6 +1,7 @@
 import json
+import logging
 import threading
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from audit import ledger
 from audit.ledger import Actor
 from audit.models import AuditEvent, ChainLink, PendingSeal
+from tests.broker import REDIS_URL, sending_to
 
 ACTOR = Actor(label="tester", role="staff", user_id=None, ip="127.0.0.1")
 
@@ -80,6 +82,60 @@ def test_events_are_sealed_after_commit_when_celery_runs_inline(
         ledger.record(action="login.succeeded", actor=ACTOR)
     assert PendingSeal.objects.count() == 0
     assert ChainLink.objects.count() == 1
+
+
+class _Clock:
+    """`time.monotonic` for the ledger's wake-up window, moved by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set WORKER_REDIS_URL or REDIS_URL "
+                                          "(always runs in CI)")
+def test_a_commit_wakes_a_sealer_through_the_broker_once_per_window(monkeypatch, caplog):
+    """With a broker, writers do not seal: each commit makes sure one `seal` task is due
+    SEAL_DEBOUNCE seconds later, and sends at most one per window (tests/test_worker.py
+    has a worker take it)."""
+    import redis
+
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(ledger, "time", clock)
+    monkeypatch.setattr(ledger, "_wake_due", 0.0)
+    monkeypatch.setattr(ledger, "SEAL_DEBOUNCE", 30.0)
+    broker = redis.Redis.from_url(REDIS_URL)
+    with sending_to(REDIS_URL) as queue:
+        sent_at = datetime.now(UTC)
+        ledger.seal_soon()
+        ledger.seal_soon()
+        clock.now = 1023.9  # within 0.8 of the window: the wake-up sent is still ahead
+        ledger.seal_soon()
+        assert broker.llen(queue) == 1
+        message = json.loads(broker.lindex(queue, 0))
+        assert message["headers"]["task"] == "audit.tasks.seal"
+        due = datetime.fromisoformat(message["headers"]["eta"]) - sent_at
+        assert timedelta(seconds=29) < due < timedelta(seconds=35)
+
+        clock.now = 1024.0  # the window is over: the next commit sends another
+        ledger.seal_soon()
+        assert broker.llen(queue) == 2
+
+    # A broker that cannot be reached: the writer is not held up or failed, and the next
+    # commit tries again (the periodic job seals meanwhile).
+    clock.now = 5000.0
+    with sending_to("redis://127.0.0.1:9/0", queue):
+        ledger.seal_soon()
+    assert caplog.record_tuples == [(
+        "audit.ledger", logging.WARNING,
+        "could not wake the ledger sealer; the periodic job will seal")]
+    assert "Connection refused" in caplog.text  # and why, with the traceback
+    with sending_to(REDIS_URL, queue):
+        ledger.seal_soon()
+        assert broker.llen(queue) == 3
+    broker.delete(queue)
 
 
 def test_rolled_back_event_leaves_no_trace(db):
@@ -527,3 +583,23 @@ def test_a_sealer_that_finds_another_at_work_leaves_the_queue_to_it(db):
         other.execute("SELECT pg_advisory_unlock(%s)", [ledger.SEAL_LOCK_KEY])
     assert ledger.seal(wait=False) == 3
     assert ledger.verify().ok
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="sealers queue on a "
+                    "PostgreSQL advisory lock; SQLite has one writer at a time anyway")
+def test_sealing_after_a_commit_never_waits_for_a_sealer_at_work(db, caplog):
+    """A writer's commit is not held up by a sealer already at work: that one, or the
+    periodic job, seals the writer's event."""
+    import psycopg
+
+    ledger.record(action="consent.checked", actor=ACTOR)
+    with connection.cursor() as cursor:  # a wait would end here in an error, not a hang
+        cursor.execute("SET LOCAL lock_timeout = '3s'")
+    settings_dict = connection.settings_dict
+    with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                         user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+                         dbname=settings_dict["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [ledger.SEAL_LOCK_KEY])
+        ledger.seal_quietly()
+        assert PendingSeal.objects.count() == 1 and not ChainLink.objects.exists()
+    assert caplog.records == []

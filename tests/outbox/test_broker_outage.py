@@ -27,9 +27,10 @@ from outbox.services import outbox_sweep
 from registry.demo import RECIPES, SyntheticPatient, write_study
 from registry.models import Patient
 from registry.registration import dicom_ingest_paths
+from tests.broker import forget_broker_connections
 from tests.clients import api_with_token, sign_in
 from tests.conftest import make_user
-from tests.test_worker import forget_broker_connections, spawn_worker, stop_worker, wait_for
+from tests.test_worker import spawn_worker, stop_worker, wait_for
 
 REDIS_SERVER = shutil.which("redis-server")
 pytestmark = [pytest.mark.worker,
