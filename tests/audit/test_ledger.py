@@ -146,6 +146,22 @@ def test_rolled_back_event_leaves_no_trace(db):
     assert PendingSeal.objects.count() == 0
 
 
+def test_the_ledger_names_who_acted_a_person_with_their_role_and_token_or_the_system(
+        db, django_user_model):
+    user = django_user_model.objects.create_user("desk-anna", password="x" * 12)
+    by_person = ledger.record(action="consent.checked", actor=Actor.for_user(
+        user, role="staff", ip="10.1.2.3", api_token="a1b2c3d4"))
+    by_system = ledger.record(action="outbox.swept", actor=Actor.system("outbox sweeper"))
+
+    fields = ("actor_label", "actor_role", "actor_user_id", "actor_ip", "api_token")
+    by_person.refresh_from_db()
+    by_system.refresh_from_db()
+    assert [getattr(by_person, f) for f in fields] == [
+        "desk-anna", "staff", user.pk, "10.1.2.3", "a1b2c3d4"]
+    assert [getattr(by_system, f) for f in fields] == ["outbox sweeper", "system", None, None, ""]
+    assert ledger.verify().ok
+
+
 def test_update_and_delete_through_the_orm_are_refused(db):
     event = write_events(1)[0]
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
