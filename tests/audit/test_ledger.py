@@ -84,6 +84,22 @@ def test_events_are_sealed_after_commit_when_celery_runs_inline(
     assert ChainLink.objects.count() == 1
 
 
+def test_sealing_that_fails_after_a_commit_raises_nothing_and_logs_why(db, caplog):
+    """The writer's event is committed and queued before sealing starts (`seal_quietly`
+    runs after the commit, in the embedded mode): a sealer that fails, here on a queue entry
+    for an event already chained, must not fail the writer."""
+    chained = write_events(1)[0]
+    PendingSeal.objects.create(event=chained, digest=chained.digest)
+    event = ledger.record(action="consent.checked", actor=ACTOR)
+    ledger.seal_quietly()
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    assert PendingSeal.objects.filter(event=event).exists()
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [(
+        "audit.ledger", logging.ERROR,
+        "ledger sealing failed; it will be retried by the periodic job")]
+    assert caplog.records[0].exc_info[0].__name__ == "IntegrityError"
+
+
 class _Clock:
     """`time.monotonic` for the ledger's wake-up window, moved by hand."""
 
