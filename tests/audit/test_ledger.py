@@ -380,6 +380,33 @@ def test_what_an_event_was_not_given_is_stored_empty_and_numbers_as_text(db):
     assert ledger.verify().ok
 
 
+@pytest.mark.parametrize(("details", "key"), [
+    ({1: "a", "1": "b"}, "1"),
+    ({True: 1, "true": 2}, "true"),
+    ({None: 1, "null": 2}, "null"),
+    ({"outer": {2.5: "x", "2.5": "y"}}, "2.5"),
+])
+def test_details_whose_keys_read_the_same_as_text_are_refused_and_nothing_is_written(
+        db, details, key):
+    """JSON keys are text: stored, ``1`` and ``"1"`` would be one key and one of the two
+    values would be lost without a word. The caller is told, on every database alike."""
+    write_events(1)
+    with pytest.raises(ValueError, match=(
+            "^ledger event details have two keys that read the same as text: "
+            f"'{key}'$")):
+        ledger.record(action="consent.checked", actor=ACTOR, details=details)
+    assert (AuditEvent.objects.count(), PendingSeal.objects.count()) == (1, 0)
+
+
+def test_details_with_number_and_text_keys_that_differ_are_stored_with_text_keys(db):
+    event = ledger.record(action="consent.checked", actor=ACTOR,
+                          details={1: "a", "2": "b", None: "c", 2.5: "d", "nested": {3: [1]}})
+    ledger.seal()
+    event.refresh_from_db()
+    assert event.details == {"1": "a", "2": "b", "null": "c", "2.5": "d", "nested": {"3": [1]}}
+    assert ledger.verify().ok
+
+
 @pytest.fixture
 def small_verify_chunks(monkeypatch):
     """Chunks of 5 links from 10 links on, so a short chain is read by worker processes."""
