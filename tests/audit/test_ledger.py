@@ -54,6 +54,21 @@ def as_owner(sql: str, params=()) -> None:
                         again.execute(statement)
 
 
+def skip_event_ids(count: int) -> None:
+    """Make the next event's id at least ``count`` past the highest one, so ids and chain
+    positions differ (a test database starts both at 1, and SQLite's rollback resets its
+    counter)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(pg_get_serial_sequence('audit_auditevent', 'id'), "
+                           "nextval(pg_get_serial_sequence('audit_auditevent', 'id')) + %s)",
+                           [count])
+        else:
+            cursor.execute("DELETE FROM sqlite_sequence WHERE name = 'audit_auditevent'")
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_auditevent', "
+                           "COALESCE(MAX(id), 0) + %s FROM audit_auditevent", [count])
+
+
 def test_sealed_events_verify_intact(db):
     events = write_events(5)
     result = ledger.verify()
@@ -173,6 +188,19 @@ def test_a_deleted_last_event_whose_link_remains_is_caught(db):
     assert result.first_bad_event_id == events[2].pk
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="on SQLite the foreign key "
+                    "cannot be dropped, and the test database checks it at the end of the test")
+def test_a_deleted_last_event_whose_link_remains_is_named_by_position_and_id(db):
+    skip_event_ids(100)
+    events = write_events(3)
+    assert events[2].pk > 100
+    as_owner("ALTER TABLE audit_chainlink DROP CONSTRAINT " + _fk_name("audit_chainlink"))
+    as_owner("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, events[2].pk)
+    assert result.problems == [f"event {events[2].pk} at chain position 3 was deleted"]
+
+
 def _fk_name(table: str) -> str:
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)
@@ -270,6 +298,19 @@ def test_a_chain_read_in_chunks_verifies_and_names_an_edit_in_a_later_chunk(
     as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
     assert (ledger.verify().first_bad_position, ledger.verify().checked) == (12, 11)
 
+
+
+def test_a_break_in_a_later_chunk_counts_the_links_checked_by_position_not_event_id(
+        db, small_verify_chunks):
+    """"checked" (stored with each verification run, shown on the dashboard) counts the
+    links that held before the break: positions, whatever the events' ids."""
+    skip_event_ids(100)
+    events = write_events(13)
+    assert events[0].pk > 100
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
+    result = ledger.verify()
+    assert (result.checked, result.first_bad_position, result.first_bad_event_id) == (
+        11, 12, events[11].pk)
 
 
 def test_a_whole_range_of_positions_deleted_with_its_events_is_named(db, small_verify_chunks):
