@@ -109,10 +109,24 @@ def _json_safe(value: Any) -> Any:
     """What we hash must be exactly what the database gives back.
 
     Round-trip through JSON now (so tuples, dates and the like are what they will be when
-    read), refuse NaN and infinities (PostgreSQL does), and store integral floats as integers:
-    PostgreSQL's jsonb gives ``1e16`` back as ``10000000000000000``."""
+    read), refuse NaN and infinities (PostgreSQL does), refuse keys that become one key as
+    JSON text, and store integral floats as integers: PostgreSQL's jsonb gives ``1e16`` back
+    as ``10000000000000000``. (No sorting here: ``canonical_text`` sorts keys itself.)"""
     return _integral_floats_as_ints(
-        json.loads(json.dumps(value, sort_keys=True, default=str, allow_nan=False)))
+        json.loads(json.dumps(value, default=str, allow_nan=False),
+                   object_pairs_hook=_object_without_twin_keys))
+
+
+def _object_without_twin_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON keys are text, so ``1`` and ``"1"`` (or ``True`` and ``"true"``) are written as
+    # the same key and one value would be dropped without a word: refuse the event instead.
+    obj: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in obj:
+            raise ValueError(
+                f"ledger event details have two keys that read the same as text: {key!r}")
+        obj[key] = item
+    return obj
 
 
 def _refuse_nul(value: Any) -> None:

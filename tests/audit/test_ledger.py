@@ -56,6 +56,21 @@ def as_owner(sql: str, params=()) -> None:
                         again.execute(statement)
 
 
+def skip_event_ids(count: int) -> None:
+    """Make the next event's id at least ``count`` past the highest one, so ids and chain
+    positions differ (a test database starts both at 1, and SQLite's rollback resets its
+    counter)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT setval(pg_get_serial_sequence('audit_auditevent', 'id'), "
+                           "nextval(pg_get_serial_sequence('audit_auditevent', 'id')) + %s)",
+                           [count])
+        else:
+            cursor.execute("DELETE FROM sqlite_sequence WHERE name = 'audit_auditevent'")
+            cursor.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_auditevent', "
+                           "COALESCE(MAX(id), 0) + %s FROM audit_auditevent", [count])
+
+
 def test_sealed_events_verify_intact(db):
     events = write_events(5)
     result = ledger.verify()
@@ -261,6 +276,19 @@ def test_a_deleted_last_event_whose_link_remains_is_caught(db):
     assert result.first_bad_event_id == events[2].pk
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="on SQLite the foreign key "
+                    "cannot be dropped, and the test database checks it at the end of the test")
+def test_a_deleted_last_event_whose_link_remains_is_named_by_position_and_id(db):
+    skip_event_ids(100)
+    events = write_events(3)
+    assert events[2].pk > 100
+    as_owner("ALTER TABLE audit_chainlink DROP CONSTRAINT " + _fk_name("audit_chainlink"))
+    as_owner("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, events[2].pk)
+    assert result.problems == [f"event {events[2].pk} at chain position 3 was deleted"]
+
+
 def _fk_name(table: str) -> str:
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, table)
@@ -358,6 +386,19 @@ def test_a_chain_read_in_chunks_verifies_and_names_an_edit_in_a_later_chunk(
     as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
     assert (ledger.verify().first_bad_position, ledger.verify().checked) == (12, 11)
 
+
+
+def test_a_break_in_a_later_chunk_counts_the_links_checked_by_position_not_event_id(
+        db, small_verify_chunks):
+    """"checked" (stored with each verification run, shown on the dashboard) counts the
+    links that held before the break: positions, whatever the events' ids."""
+    skip_event_ids(100)
+    events = write_events(13)
+    assert events[0].pk > 100
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[11].pk])
+    result = ledger.verify()
+    assert (result.checked, result.first_bad_position, result.first_bad_event_id) == (
+        11, 12, events[11].pk)
 
 
 def test_a_whole_range_of_positions_deleted_with_its_events_is_named(db, small_verify_chunks):
@@ -465,6 +506,33 @@ def test_what_an_event_was_not_given_is_stored_empty_and_numbers_as_text(db):
     full.refresh_from_db()
     assert (full.patient_ref, full.dataset_ref) == ("42", "7")
     assert full.details == {"on": "2026-01-02", "id": "12345678-1234-5678-1234-567812345678"}
+    assert ledger.verify().ok
+
+
+@pytest.mark.parametrize(("details", "key"), [
+    ({1: "a", "1": "b"}, "1"),
+    ({True: 1, "true": 2}, "true"),
+    ({None: 1, "null": 2}, "null"),
+    ({"outer": {2.5: "x", "2.5": "y"}}, "2.5"),
+])
+def test_details_whose_keys_read_the_same_as_text_are_refused_and_nothing_is_written(
+        db, details, key):
+    """JSON keys are text: stored, ``1`` and ``"1"`` would be one key and one of the two
+    values would be lost without a word. The caller is told, on every database alike."""
+    write_events(1)
+    with pytest.raises(ValueError, match=(
+            "^ledger event details have two keys that read the same as text: "
+            f"'{key}'$")):
+        ledger.record(action="consent.checked", actor=ACTOR, details=details)
+    assert (AuditEvent.objects.count(), PendingSeal.objects.count()) == (1, 0)
+
+
+def test_details_with_number_and_text_keys_that_differ_are_stored_with_text_keys(db):
+    event = ledger.record(action="consent.checked", actor=ACTOR,
+                          details={1: "a", "2": "b", None: "c", 2.5: "d", "nested": {3: [1]}})
+    ledger.seal()
+    event.refresh_from_db()
+    assert event.details == {"1": "a", "2": "b", "null": "c", "2.5": "d", "nested": {"3": [1]}}
     assert ledger.verify().ok
 
 

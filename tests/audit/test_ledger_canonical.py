@@ -83,6 +83,21 @@ def test_an_edit_to_any_field_of_an_event_with_stored_text_is_named(db, edit):
         call_command("verify_ledger")
 
 
+@pytest.mark.parametrize("edit", ["canonical", "digest"])
+def test_a_changed_stored_text_or_digest_is_described_in_full_for_the_auditor(db, edit):
+    """The chain still holds the content, so the words say what changed and what did not;
+    the dashboard and verify_ledger show them as they are."""
+    events = write_events(5)
+    target = events[2]
+    as_owner(f"UPDATE audit_auditevent SET {EDITS[edit][0]} WHERE id = %s", [target.pk])
+    result = ledger.verify()
+    assert result.problems == [
+        f"event {target.pk} at chain position 3: its stored canonical text or digest differs "
+        "from its content (which the chain still holds): the row was changed behind the "
+        "application's back"]
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, target.pk)
+
+
 def test_a_stored_text_that_is_not_json_is_refused_or_named(db):
     """PostgreSQL cannot compute ``canonical_holds`` for it, so even the table's owner cannot
     write it; SQLite stores it, and verification names the event."""
