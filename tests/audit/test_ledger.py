@@ -563,6 +563,158 @@ def test_a_daemonic_process_like_a_celery_worker_verifies_without_starting_child
     assert answer == (True, 12)
 
 
+# Processes forked by this process: counted by a hook registered once (os.register_at_fork
+# has no way to remove one), so a test can see whether verification started worker processes.
+_forks = [0]
+_fork_hook = []
+
+
+def _count_forks() -> None:
+    if not _fork_hook:
+        import os
+
+        os.register_at_fork(after_in_parent=lambda: _forks.__setitem__(0, _forks[0] + 1))
+        _fork_hook.append(True)
+    _forks[0] = 0
+
+
+def _verify_counting_forks_in_child(results) -> None:
+    from django.db import connection as child_connection
+
+    try:
+        _count_forks()
+        outcome = ledger.verify()
+        results.put((outcome.ok, outcome.checked, _forks[0]))
+    except BaseException as exc:  # reported by the parent
+        results.put(repr(exc))
+    finally:
+        child_connection.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_chain_is_read_by_one_worker_process_per_cpu_from_the_parallel_threshold_on(
+        committed_db, small_verify_chunks):
+    """The other tests of the parallel read would pass as well if it never started a worker
+    process. Below VERIFY_PARALLEL_FROM links the chain is read here (starting processes
+    would cost more than it saves); from there on, by one process per CPU."""
+    assert ledger._cpus() >= 2, "this machine runs the parallel reading path"
+    write_events(ledger.VERIFY_PARALLEL_FROM - 1)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 9, 0)
+    write_events(1)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 10, ledger._cpus())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_daemonic_process_reads_in_itself_the_chain_an_ordinary_one_reads_in_workers(
+        committed_db, small_verify_chunks):
+    """A Celery prefork worker is daemonic and may not start children: there the chain that
+    an ordinary process reads with worker processes is read in-process, with the same
+    answer."""
+    import multiprocessing
+
+    assert ledger._cpus() >= 2, "this machine runs the parallel reading path"
+    write_events(12)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 12, ledger._cpus())
+    connection.close()  # the child must not share this process's socket
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_verify_counting_forks_in_child, args=(results,), daemon=True)
+    child.start()
+    answer = results.get(timeout=60)
+    child.join(timeout=60)
+    assert answer == (True, 12, 0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_workers_are_forked_whatever_the_default_start_method(committed_db,
+                                                               small_verify_chunks):
+    """Python 3.14 makes forkserver the default start method on Linux (macOS has spawn):
+    a worker started that way has no Django set up. Verification forks its workers
+    explicitly, so they inherit this process's settings."""
+    import multiprocessing
+
+    events = write_events(12)
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[10].pk])
+    default = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        _count_forks()
+        result = ledger.verify()
+    finally:
+        multiprocessing.set_start_method(default, force=True)
+    assert (result.first_bad_position, result.first_bad_event_id) == (11, events[10].pk)
+    assert _forks[0] == ledger._cpus()
+
+
+def test_verification_counts_only_the_cpus_this_process_may_run_on(monkeypatch):
+    """As many worker processes as CPUs this process may use (a container's or taskset's
+    limit), not as the machine has; where the system cannot say (macOS has no affinity),
+    the machine's count, and one process when even that is unknown."""
+    import os
+
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs a process allowed on two CPUs or more")
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        assert ledger._cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert ledger._cpus() == len(allowed)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert ledger._cpus() == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert ledger._cpus() == 1
+
+
+HOLDS_CHANGED_WARNING = (
+    "the ledger's canonical_holds column is missing or changed: every event is verified "
+    "from its columns (slow, and a sign the table was altered)")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="canonical_holds is PostgreSQL's generated column")
+def test_a_changed_generated_column_is_logged_for_the_operator(db, caplog):
+    """Verification no longer relies on the column, and says so in the log: a sign that
+    someone altered the table."""
+    write_events(2)
+    with caplog.at_level(logging.WARNING, logger="audit.ledger"):
+        assert ledger.verify().ok
+        assert caplog.record_tuples == []
+        as_owner("ALTER TABLE audit_auditevent ALTER COLUMN canonical_holds DROP EXPRESSION")
+        assert ledger.verify().ok
+    assert caplog.record_tuples == [("audit.ledger", logging.WARNING, HOLDS_CHANGED_WARNING)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="canonical_holds is PostgreSQL's generated column")
+def test_without_the_generated_column_a_changed_stored_text_or_digest_is_still_named(db):
+    """Checked from their columns, intact events verify, and a stored text or digest that
+    no longer says what the columns say is named (the chain itself still holds)."""
+    events = write_events(4)
+    as_owner("ALTER TABLE audit_auditevent ALTER COLUMN canonical_holds DROP EXPRESSION")
+    assert ledger.verify().ok
+    as_owner("UPDATE audit_auditevent SET digest = %s WHERE id = %s", ["0" * 64, events[2].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, events[2].pk)
+    assert "its stored canonical text or digest differs" in result.problems[0]
+    as_owner("UPDATE audit_auditevent SET canonical = replace(canonical, 'reason', 'excuse') "
+             "WHERE id = %s", [events[1].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (2, events[1].pk)
+    assert "its stored canonical text or digest differs" in result.problems[0]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plan")
 def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
     """The pending-events query once switched to a merge join over the whole event index
