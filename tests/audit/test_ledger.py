@@ -715,6 +715,83 @@ def test_without_the_generated_column_a_changed_stored_text_or_digest_is_still_n
     assert "its stored canonical text or digest differs" in result.problems[0]
 
 
+def test_the_events_record_returns_are_the_rows_as_stored(db):
+    """A caller holds the event `record` returns (its id, digest and stored text): on every
+    database it is the row as written, not a copy missing what the database was given."""
+    events = [ledger.record(action="consent.checked", actor=ACTOR, patient_ref=7,
+                            details={"b": [1.0, 2], "a": "ü"}, consent_record_ids=[3]),
+              *ledger.record_drafts([ledger.event_draft(action="export.delivered", actor=ACTOR,
+                                                        reason=f"r{n}") for n in range(2)])]
+    fields = (*ledger.CANONICAL_FIELDS, "canonical", "digest")
+    for event in events:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        assert [getattr(event, f) for f in fields] == [getattr(stored, f) for f in fields]
+
+
+def test_an_event_is_sealed_after_a_commit_that_queued_other_work_first(
+        db, inline_celery, django_capture_on_commit_callbacks):
+    """A service that queues its e-mail before writing its ledger event: the one wake-up of
+    the sealer is still scheduled, and the events are chained after the commit."""
+    with django_capture_on_commit_callbacks(execute=True):
+        transaction.on_commit(lambda: None)
+        ledger.record(action="consent.recorded", actor=ACTOR)
+        ledger.record(action="consent.checked", actor=ACTOR)
+    assert (PendingSeal.objects.count(), ChainLink.objects.count()) == (0, 2)
+
+
+def test_an_event_recorded_while_the_server_ran_in_another_time_zone_verifies(db, settings):
+    """The stored text holds the time in UTC, whatever the server's zone when it was
+    written: moving the server to another zone later breaks nothing."""
+    settings.TIME_ZONE = "America/St_Johns"
+    event = write_events(1)[0]
+    event.refresh_from_db()
+    assert json.loads(event.canonical)[0] == event.occurred_at.astimezone(UTC).isoformat(
+        timespec="microseconds")
+    settings.TIME_ZONE = "UTC"
+    assert ledger.verify().ok
+
+
+def _release_once_someone_waits(other, waited: list) -> None:
+    """Hold the sealers' lock (taken on `other`) until a sealer queues for it here."""
+    import time
+
+    for _ in range(300):
+        if other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = "
+                "current_database())").fetchone()[0]:
+            waited.append(True)
+            break
+        time.sleep(0.1)
+    other.execute("SELECT pg_advisory_unlock(%s)", [ledger.SEAL_LOCK_KEY])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="sealers queue on a "
+                    "PostgreSQL advisory lock; SQLite has one writer at a time anyway")
+@pytest.mark.parametrize("wait", [{"wait": True}, {}], ids=["wait", "by-default"])
+def test_a_sealer_asked_to_wait_seals_the_queue_once_the_one_at_work_is_done(db, wait):
+    """The periodic job and the verification run seal with wait=True (as `seal()` does
+    by default): they queue behind a sealer at work, then chain what it left."""
+    import psycopg
+
+    for n in range(3):
+        ledger.record(action="consent.checked", actor=ACTOR, details={"n": n})
+    settings_dict = connection.settings_dict
+    with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                         user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+                         dbname=settings_dict["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [ledger.SEAL_LOCK_KEY])
+        waited = []
+        releaser = threading.Thread(target=_release_once_someone_waits, args=(other, waited))
+        releaser.start()
+        try:
+            sealed = ledger.seal(**wait)
+        finally:
+            releaser.join()
+    assert (waited, sealed, PendingSeal.objects.count()) == ([True], 3, 0)
+    assert ledger.verify().ok
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plan")
 def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
     """The pending-events query once switched to a merge join over the whole event index
