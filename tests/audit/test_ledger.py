@@ -726,6 +726,25 @@ def test_the_events_record_returns_are_the_rows_as_stored(db):
     for event in events:
         stored = AuditEvent.objects.get(pk=event.pk)
         assert [getattr(event, f) for f in fields] == [getattr(stored, f) for f in fields]
+        # Saved, and to this database, as Django's forms and related managers ask.
+        assert not event._state.adding and event._state.db == connection.alias
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the one-statement insert is PostgreSQL's")
+def test_on_postgresql_one_statement_writes_a_batch_of_events_and_their_queue_entries(db):
+    """The writer's cost is what limits the append rate: in a transaction, one INSERT
+    writes every event of a batch and its queue entry."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        events = ledger.record_drafts([
+            ledger.event_draft(action="consent.checked", actor=ACTOR, details={"n": n})
+            for n in range(3)])
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(inserts) == 1
+    assert sorted(PendingSeal.objects.values_list("event_id", flat=True)) == [
+        e.pk for e in events]
 
 
 def test_an_event_is_sealed_after_a_commit_that_queued_other_work_first(
