@@ -512,20 +512,39 @@ def _link_rows(bounds: tuple[int, int], holds_intact: bool
         cursor.execute(_pg_links_sql(), list(bounds))
         rows = cursor.fetchall()
         others = [row[1] for row in rows if row[4] is None]
-        recomputed = {}
-        if others:
-            cursor.execute(_pg_events_sql(), [others])
-            recomputed = {row[0]: _recomputed(row[1], row[2:]) for row in cursor.fetchall()}
+        recomputed = _recomputed_events(cursor, others) if others else {}
     sha256 = hashlib.sha256
     checked = []
+    rewritten = []
     for position, event_id, chain_hash, stored, text in rows:
         if text is None:
             digest, consistent = recomputed[event_id]
         else:
             digest, consistent = sha256(text.encode()).hexdigest(), True
+            if digest != stored:
+                rewritten.append(len(checked))
         checked.append((position, event_id, chain_hash, digest,
                         consistent and digest == stored))
+    if rewritten:
+        # A text that says what the columns say but does not hash to the stored digest: the
+        # text was rewritten in another JSON form (a space, another key order), the digest
+        # was changed, or both text and columns. Only the columns tell which; checked from
+        # them, the verdict names what changed, as on SQLite (a rewritten text is not an
+        # edited event).
+        with connection.cursor() as cursor:
+            again = _recomputed_events(cursor, [checked[i][1] for i in rewritten])
+        for i in rewritten:
+            position, event_id, chain_hash, stored, _ = rows[i]
+            digest, consistent = again[event_id]
+            checked[i] = (position, event_id, chain_hash, digest,
+                          consistent and digest == stored)
     return checked
+
+
+def _recomputed_events(cursor: Any, event_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    """``_recomputed`` for these events, read again in full."""
+    cursor.execute(_pg_events_sql(), [event_ids])
+    return {row[0]: _recomputed(row[1], row[2:]) for row in cursor.fetchall()}
 
 
 def _recomputed_rows(cursor: Any, bounds: tuple[int, int]

@@ -631,6 +631,254 @@ def test_a_daemonic_process_like_a_celery_worker_verifies_without_starting_child
     assert answer == (True, 12)
 
 
+# Processes forked by this process: counted by a hook registered once (os.register_at_fork
+# has no way to remove one), so a test can see whether verification started worker processes.
+_forks = [0]
+_fork_hook = []
+
+
+def _count_forks() -> None:
+    if not _fork_hook:
+        import os
+
+        os.register_at_fork(after_in_parent=lambda: _forks.__setitem__(0, _forks[0] + 1))
+        _fork_hook.append(True)
+    _forks[0] = 0
+
+
+def _verify_counting_forks_in_child(results) -> None:
+    from django.db import connection as child_connection
+
+    try:
+        _count_forks()
+        outcome = ledger.verify()
+        results.put((outcome.ok, outcome.checked, _forks[0]))
+    except BaseException as exc:  # reported by the parent
+        results.put(repr(exc))
+    finally:
+        child_connection.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_chain_is_read_by_one_worker_process_per_cpu_from_the_parallel_threshold_on(
+        committed_db, small_verify_chunks):
+    """The other tests of the parallel read would pass as well if it never started a worker
+    process. Below VERIFY_PARALLEL_FROM links the chain is read here (starting processes
+    would cost more than it saves); from there on, by one process per CPU."""
+    assert ledger._cpus() >= 2, "this machine runs the parallel reading path"
+    write_events(ledger.VERIFY_PARALLEL_FROM - 1)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 9, 0)
+    write_events(1)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 10, ledger._cpus())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_a_daemonic_process_reads_in_itself_the_chain_an_ordinary_one_reads_in_workers(
+        committed_db, small_verify_chunks):
+    """A Celery prefork worker is daemonic and may not start children: there the chain that
+    an ordinary process reads with worker processes is read in-process, with the same
+    answer."""
+    import multiprocessing
+
+    assert ledger._cpus() >= 2, "this machine runs the parallel reading path"
+    write_events(12)
+    _count_forks()
+    result = ledger.verify()
+    assert (result.ok, result.checked, _forks[0]) == (True, 12, ledger._cpus())
+    connection.close()  # the child must not share this process's socket
+    fork = multiprocessing.get_context("fork")
+    results = fork.Queue()
+    child = fork.Process(target=_verify_counting_forks_in_child, args=(results,), daemon=True)
+    child.start()
+    answer = results.get(timeout=60)
+    child.join(timeout=60)
+    assert answer == (True, 12, 0)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the chain is read by several processes only on PostgreSQL")
+def test_workers_are_forked_whatever_the_default_start_method(committed_db,
+                                                               small_verify_chunks):
+    """Python 3.14 makes forkserver the default start method on Linux (macOS has spawn):
+    a worker started that way has no Django set up. Verification forks its workers
+    explicitly, so they inherit this process's settings."""
+    import multiprocessing
+
+    events = write_events(12)
+    as_owner("UPDATE audit_auditevent SET reason = 'x' WHERE id = %s", [events[10].pk])
+    default = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    try:
+        _count_forks()
+        result = ledger.verify()
+    finally:
+        multiprocessing.set_start_method(default, force=True)
+    assert (result.first_bad_position, result.first_bad_event_id) == (11, events[10].pk)
+    assert _forks[0] == ledger._cpus()
+
+
+def test_verification_counts_only_the_cpus_this_process_may_run_on(monkeypatch):
+    """As many worker processes as CPUs this process may use (a container's or taskset's
+    limit), not as the machine has; where the system cannot say (macOS has no affinity),
+    the machine's count, and one process when even that is unknown."""
+    import os
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs Linux and a process allowed on two CPUs or more")
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        assert ledger._cpus() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert ledger._cpus() == len(allowed)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert ledger._cpus() == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert ledger._cpus() == 1
+
+
+HOLDS_CHANGED_WARNING = (
+    "the ledger's canonical_holds column is missing or changed: every event is verified "
+    "from its columns (slow, and a sign the table was altered)")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="canonical_holds is PostgreSQL's generated column")
+def test_a_changed_generated_column_is_logged_for_the_operator(db, caplog):
+    """Verification no longer relies on the column, and says so in the log: a sign that
+    someone altered the table."""
+    write_events(2)
+    with caplog.at_level(logging.WARNING, logger="audit.ledger"):
+        assert ledger.verify().ok
+        assert caplog.record_tuples == []
+        as_owner("ALTER TABLE audit_auditevent ALTER COLUMN canonical_holds DROP EXPRESSION")
+        assert ledger.verify().ok
+    assert caplog.record_tuples == [("audit.ledger", logging.WARNING, HOLDS_CHANGED_WARNING)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="canonical_holds is PostgreSQL's generated column")
+def test_without_the_generated_column_a_changed_stored_text_or_digest_is_still_named(db):
+    """Checked from their columns, intact events verify, and a stored text or digest that
+    no longer says what the columns say is named (the chain itself still holds)."""
+    events = write_events(4)
+    as_owner("ALTER TABLE audit_auditevent ALTER COLUMN canonical_holds DROP EXPRESSION")
+    assert ledger.verify().ok
+    as_owner("UPDATE audit_auditevent SET digest = %s WHERE id = %s", ["0" * 64, events[2].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (3, events[2].pk)
+    assert "its stored canonical text or digest differs" in result.problems[0]
+    as_owner("UPDATE audit_auditevent SET canonical = replace(canonical, 'reason', 'excuse') "
+             "WHERE id = %s", [events[1].pk])
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (2, events[1].pk)
+    assert "its stored canonical text or digest differs" in result.problems[0]
+
+
+def test_the_events_record_returns_are_the_rows_as_stored(db):
+    """A caller holds the event `record` returns (its id, digest and stored text): on every
+    database it is the row as written, not a copy missing what the database was given."""
+    events = [ledger.record(action="consent.checked", actor=ACTOR, patient_ref=7,
+                            details={"b": [1.0, 2], "a": "ü"}, consent_record_ids=[3]),
+              *ledger.record_drafts([ledger.event_draft(action="export.delivered", actor=ACTOR,
+                                                        reason=f"r{n}") for n in range(2)])]
+    fields = (*ledger.CANONICAL_FIELDS, "canonical", "digest")
+    for event in events:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        assert [getattr(event, f) for f in fields] == [getattr(stored, f) for f in fields]
+        # Saved, and to this database, as Django's forms and related managers ask.
+        assert not event._state.adding and event._state.db == connection.alias
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the one-statement insert is PostgreSQL's")
+def test_on_postgresql_one_statement_writes_a_batch_of_events_and_their_queue_entries(db):
+    """The writer's cost is what limits the append rate: in a transaction, one INSERT
+    writes every event of a batch and its queue entry."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        events = ledger.record_drafts([
+            ledger.event_draft(action="consent.checked", actor=ACTOR, details={"n": n})
+            for n in range(3)])
+    inserts = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(inserts) == 1
+    assert sorted(PendingSeal.objects.values_list("event_id", flat=True)) == [
+        e.pk for e in events]
+
+
+def test_an_event_is_sealed_after_a_commit_that_queued_other_work_first(
+        db, inline_celery, django_capture_on_commit_callbacks):
+    """A service that queues its e-mail before writing its ledger event: the one wake-up of
+    the sealer is still scheduled, and the events are chained after the commit."""
+    with django_capture_on_commit_callbacks(execute=True):
+        transaction.on_commit(lambda: None)
+        ledger.record(action="consent.recorded", actor=ACTOR)
+        ledger.record(action="consent.checked", actor=ACTOR)
+    assert (PendingSeal.objects.count(), ChainLink.objects.count()) == (0, 2)
+
+
+def test_an_event_recorded_while_the_server_ran_in_another_time_zone_verifies(db, settings):
+    """The stored text holds the time in UTC, whatever the server's zone when it was
+    written: moving the server to another zone later breaks nothing."""
+    settings.TIME_ZONE = "America/St_Johns"
+    event = write_events(1)[0]
+    event.refresh_from_db()
+    assert json.loads(event.canonical)[0] == event.occurred_at.astimezone(UTC).isoformat(
+        timespec="microseconds")
+    settings.TIME_ZONE = "UTC"
+    assert ledger.verify().ok
+
+
+def _release_once_someone_waits(other, waited: list) -> None:
+    """Hold the sealers' lock (taken on `other`) until a sealer queues for it here."""
+    import time
+
+    for _ in range(300):
+        if other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = "
+                "current_database())").fetchone()[0]:
+            waited.append(True)
+            break
+        time.sleep(0.1)
+    other.execute("SELECT pg_advisory_unlock(%s)", [ledger.SEAL_LOCK_KEY])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="sealers queue on a "
+                    "PostgreSQL advisory lock; SQLite has one writer at a time anyway")
+@pytest.mark.parametrize("wait", [{"wait": True}, {}], ids=["wait", "by-default"])
+def test_a_sealer_asked_to_wait_seals_the_queue_once_the_one_at_work_is_done(db, wait):
+    """The periodic job and the verification run seal with wait=True (as `seal()` does
+    by default): they queue behind a sealer at work, then chain what it left."""
+    import psycopg
+
+    for n in range(3):
+        ledger.record(action="consent.checked", actor=ACTOR, details={"n": n})
+    settings_dict = connection.settings_dict
+    with psycopg.connect(host=settings_dict["HOST"], port=settings_dict["PORT"] or 5432,
+                         user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+                         dbname=settings_dict["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [ledger.SEAL_LOCK_KEY])
+        waited = []
+        releaser = threading.Thread(target=_release_once_someone_waits, args=(other, waited))
+        releaser.start()
+        try:
+            sealed = ledger.seal(**wait)
+        finally:
+            releaser.join()
+    assert (waited, sealed, PendingSeal.objects.count()) == ([True], 3, 0)
+    assert ledger.verify().ok
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plan")
 def test_the_sealers_query_reads_the_queue_alone_whatever_the_statistics(db):
     """The pending-events query once switched to a merge join over the whole event index

@@ -31,6 +31,24 @@ def test_new_events_keep_the_text_their_digest_is_of(db):
         assert json.loads(row["canonical"])[1] == "consent.checked"
 
 
+def test_a_stored_text_rewritten_in_another_json_form_is_named_as_a_changed_row(db):
+    """A space, or the details' keys in another order, changes the stored text but not what
+    it says, so PostgreSQL's check of the columns against it still holds; yet it is not the
+    text that was sealed. The content (which the chain holds) is intact: the auditor is told
+    that the row was changed behind the application's back, on every database, not that
+    the event was edited."""
+    events = write_events(3)
+    as_owner("UPDATE audit_auditevent SET canonical = replace(canonical, "
+             "'\",\"consent.checked\",', '\", \"consent.checked\",') WHERE id = %s",
+             [events[1].pk])
+    assert ", \"consent.checked\"" in _row(events[1])["canonical"]
+    result = ledger.verify()
+    assert (result.first_bad_position, result.first_bad_event_id) == (2, events[1].pk)
+    assert result.problems[0].startswith(
+        f"event {events[1].pk} at chain position 2: its stored canonical text or digest "
+        "differs from its content (which the chain still holds)")
+
+
 def _datetime_param(event: AuditEvent):
     return connection.ops.adapt_datetimefield_value(event.occurred_at + timedelta(microseconds=1))
 
