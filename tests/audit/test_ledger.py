@@ -183,6 +183,7 @@ def test_the_ledger_names_who_acted_a_person_with_their_role_and_token_or_the_sy
     by_person = ledger.record(action="consent.checked", actor=Actor.for_user(
         user, role="staff", ip="10.1.2.3", api_token="a1b2c3d4"))
     by_system = ledger.record(action="outbox.swept", actor=Actor.system("outbox sweeper"))
+    by_name_only = ledger.record(action="login.succeeded", actor=Actor.for_user(user))
 
     fields = ("actor_label", "actor_role", "actor_user_id", "actor_ip", "api_token")
     by_person.refresh_from_db()
@@ -190,6 +191,8 @@ def test_the_ledger_names_who_acted_a_person_with_their_role_and_token_or_the_sy
     assert [getattr(by_person, f) for f in fields] == [
         "desk-anna", "staff", user.pk, "10.1.2.3", "a1b2c3d4"]
     assert [getattr(by_system, f) for f in fields] == ["outbox sweeper", "system", None, None, ""]
+    by_name_only.refresh_from_db()
+    assert [getattr(by_name_only, f) for f in fields] == ["desk-anna", "", user.pk, None, ""]
     assert ledger.verify().ok
 
 
