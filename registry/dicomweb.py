@@ -51,7 +51,11 @@ def source_client(name: str) -> DICOMwebClient:
         session = create_session_from_user_pass(user, password)
     else:
         session = requests.Session()
-    return DICOMwebClient(url=url.rstrip("/"), session=session)
+    client = DICOMwebClient(url=url.rstrip("/"), session=session)
+    # The client's own retries (five attempts over about 30 s, on any error) would hold a
+    # worker per request while a PACS is down; the poll and the export retry later instead.
+    client.set_http_retry_params(retry=False)
+    return client
 
 
 def location(source: str, study: str, series: str, sop: str) -> str:

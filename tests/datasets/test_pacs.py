@@ -81,6 +81,37 @@ def test_a_pacs_that_is_down_changes_nothing(settings, db):
     assert AuditEvent.objects.count() == events
 
 
+def test_a_pacs_that_drops_connections_is_asked_once_per_poll(settings, db):
+    """Consentry retries on its own terms (the periodic poll, an export's resume): the
+    DICOMweb client must not also retry a PACS that is down, for half a minute per request,
+    with a worker held the whole time."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    attempts = []
+
+    def drop_every_connection() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            attempts.append(1)
+            connection.close()
+
+    threading.Thread(target=drop_every_connection, daemon=True).start()
+    port = listener.getsockname()[1]
+    settings.CONSENTRY_DICOMWEB_SOURCES = {"flaky": f"http://127.0.0.1:{port}/dicom-web"}
+    try:
+        with pytest.raises(SourceUnavailable, match="did not answer QIDO-RS"):
+            dicomweb_poll(source="flaky", actor=STEWARD)
+    finally:
+        listener.close()
+    assert len(attempts) == 1
+    assert not Instance.objects.exists()
+
+
 def test_instances_are_fetched_for_the_block_and_removed_after(pacs_hospital, data_dir):
     dicomweb_poll(source="pacs", actor=STEWARD)
     instances = list(Instance.objects.all())
