@@ -605,35 +605,6 @@ def test_the_sealer_chains_from_the_queue_in_event_order(db):
     assert list(ChainLink.objects.values_list("event_id", flat=True)) == [e.pk for e in events]
 
 
-def _verify_in_child(results) -> None:
-    from django.db import connection as child_connection
-
-    try:
-        outcome = ledger.verify()
-        results.put((outcome.ok, outcome.checked))
-    except BaseException as exc:  # reported by the parent
-        results.put(repr(exc))
-    finally:
-        child_connection.close()
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql",
-                    reason="the chain is read by several processes only on PostgreSQL")
-def test_a_daemonic_process_like_a_celery_worker_verifies_without_starting_children(
-        committed_db, small_verify_chunks):
-    import multiprocessing
-
-    write_events(12)
-    connection.close()  # the child must not share this process's socket
-    fork = multiprocessing.get_context("fork")
-    results = fork.Queue()
-    child = fork.Process(target=_verify_in_child, args=(results,), daemon=True)
-    child.start()
-    answer = results.get(timeout=60)
-    child.join(timeout=60)
-    assert answer == (True, 12)
-
-
 # Processes forked by this process: counted by a hook registered once (os.register_at_fork
 # has no way to remove one), so a test can see whether verification started worker processes.
 _forks = [0]
@@ -649,7 +620,7 @@ def _count_forks() -> None:
     _forks[0] = 0
 
 
-def _verify_counting_forks_in_child(results) -> None:
+def _verify_in_child(results) -> None:
     from django.db import connection as child_connection
 
     try:
@@ -697,7 +668,7 @@ def test_a_daemonic_process_reads_in_itself_the_chain_an_ordinary_one_reads_in_w
     connection.close()  # the child must not share this process's socket
     fork = multiprocessing.get_context("fork")
     results = fork.Queue()
-    child = fork.Process(target=_verify_counting_forks_in_child, args=(results,), daemon=True)
+    child = fork.Process(target=_verify_in_child, args=(results,), daemon=True)
     child.start()
     answer = results.get(timeout=60)
     child.join(timeout=60)
